@@ -16,6 +16,24 @@ class EquiDatasetAccessor:
     def __init__(self, ds: xr.Dataset):
         self._obj = ds
 
+    def transform(self, kind: str, **params) -> xr.Dataset:
+        """Apply a symmetry: :func:`xequi.symmetry.transform`."""
+        from xequi.symmetry import transform
+
+        return transform(self._obj, kind, **params)
+
+    def fields(self, **kwargs):
+        """The model frame of this Dataset: :func:`xequi.fields.to_model_frame`."""
+        from xequi.fields import to_model_frame
+
+        return to_model_frame(self._obj, **kwargs)
+
+    def grid(self, **kwargs):
+        """Grid spacing, orientation and metric: :func:`xequi.fields.grid_spacing`."""
+        from xequi.fields import grid_spacing
+
+        return grid_spacing(self._obj, **kwargs)
+
 
 @xr.register_dataarray_accessor("equi")
 class EquiDataArrayAccessor:
@@ -23,3 +41,15 @@ class EquiDataArrayAccessor:
 
     def __init__(self, da: xr.DataArray):
         self._obj = da
+
+    def transform(self, kind: str, **params) -> xr.DataArray:
+        """Apply a symmetry (scalar field): :func:`xequi.symmetry.transform`."""
+        from xequi.symmetry import transform
+
+        return transform(self._obj, kind, **params)
+
+    def grid(self, **kwargs):
+        """Grid spacing, orientation and metric: :func:`xequi.fields.grid_spacing`."""
+        from xequi.fields import grid_spacing
+
+        return grid_spacing(self._obj, **kwargs)
