@@ -161,6 +161,21 @@ def test_grid_units_errors(cf_dataset):
     assert F.grid_spacing(nondim).dx.magnitude == pytest.approx(10.0)
 
 
+def test_nondimensional_time_is_accepted():
+    """Non-dimensional simulations (free-fall units) state time in units "1"."""
+    ds = xr.Dataset(
+        {"u": (("time", "y", "x"), np.zeros((3, 4, 4)), {"units": "1"}),
+         "v": (("time", "y", "x"), np.zeros((3, 4, 4)), {"units": "1"})},
+        coords={"time": ("time", [0.0, 0.5, 1.0], {"units": "1", "axis": "T"}),
+                "y": ("y", np.arange(4.0), {"units": "1", "axis": "Y"}),
+                "x": ("x", np.arange(4.0), {"units": "1", "axis": "X"})})
+    grid = F.grid_spacing(ds)
+    assert grid.dt.magnitude == pytest.approx(0.5) and grid.dt.dimensionless
+    assert F.to_model_frame(ds).data.shape == (3, 2, 4, 4)
+    with pytest.raises(UnitsError, match="'time'.*time"):
+        F.grid_spacing(ds.assign_coords(time=ds.time.copy().assign_attrs(units="m")))
+
+
 # ------------------------------------------------------------------------------------------------
 # units and model frame
 # ------------------------------------------------------------------------------------------------

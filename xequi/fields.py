@@ -335,8 +335,8 @@ def parse_units(units: str | None, name: str, kind: str | None = None):
     name : str
         The variable / dimension the units belong to (named in errors).
     kind : {"velocity", "length", "time"}, optional
-        Required dimensionality; non-dimensional ``"1"`` is accepted for velocity and length
-        (non-dimensional simulations).
+        Required dimensionality; non-dimensional ``"1"`` is accepted for velocity, length and
+        time (non-dimensional simulations such as the Rayleigh–Bénard default).
 
     Returns
     -------
@@ -372,7 +372,7 @@ def parse_units(units: str | None, name: str, kind: str | None = None):
         ok = dim == ureg.Quantity(1, "m").dimensionality if kind == "length" else \
             dim == ureg.Quantity(1, "m/s").dimensionality if kind == "velocity" else \
             dim == ureg.Quantity(1, "s").dimensionality
-        if not ok and not (kind in ("velocity", "length") and dim == ureg.Quantity(1, "1").dimensionality
+        if not ok and not (kind in ("velocity", "length", "time") and dim == ureg.Quantity(1, "1").dimensionality
                            and "degree" not in str(unit)):
             raise UnitsError(f"units {str(units)!r} of {name!r} have dimensionality {dim}, but a "
                              f"{kind} needs {want}.",

@@ -2,4 +2,32 @@
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from xequi.datasets._cache import cache_dir, cached_simulation, clear_cache
+from xequi.datasets.rayleigh_benard import (
+    K_CRITICAL,
+    PRESETS,
+    RA_CRITICAL,
+    NumericalInstabilityError,
+    NusseltEstimate,
+    estimated_nusselt,
+    growth_rate,
+    nusselt,
+    preset_parameters,
+    rayleigh_benard,
+)
+
+__all__ = [
+    "rayleigh_benard",
+    "nusselt",
+    "growth_rate",
+    "PRESETS",
+    "preset_parameters",
+    "estimated_nusselt",
+    "NumericalInstabilityError",
+    "NusseltEstimate",
+    "RA_CRITICAL",
+    "K_CRITICAL",
+    "cache_dir",
+    "cached_simulation",
+    "clear_cache",
+]
