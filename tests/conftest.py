@@ -6,9 +6,16 @@ Other modules' tests may add fixtures here: keep them generic and small.
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import numpy as np
 import pytest
 import xarray as xr
+
+# Hermetic tests: simulations are cached in a fresh directory of this test session, never in the
+# user's ~/.cache/xequi (tests that check the cache itself point XEQUI_CACHE_DIR elsewhere).
+os.environ["XEQUI_CACHE_DIR"] = tempfile.mkdtemp(prefix="xequi-test-cache-")
 
 
 def make_cf_dataset(
@@ -91,3 +98,11 @@ def make_cf_dataset(
 def cf_dataset():
     """Factory fixture: ``cf_dataset(**kw)`` -> :func:`make_cf_dataset` (see its parameters)."""
     return make_cf_dataset
+
+
+@pytest.fixture(scope="session")
+def rbc_default():
+    """The catalog's default Rayleigh–Bénard dataset, simulated once per test session (~30 s)."""
+    import xequi
+
+    return xequi.catalog().rayleigh_benard(preset="default").read()

@@ -9,6 +9,7 @@ result as zarr.
 
 from __future__ import annotations
 
+import warnings
 from importlib import resources
 from pathlib import Path
 
@@ -17,6 +18,12 @@ from intake.source.base import DataSource, Schema
 from xequi.errors import ParameterError
 
 __all__ = ["catalog", "catalog_path", "RayleighBenardSource"]
+
+# intake 2.0.x warns "Shell command not executed due to getshell=False" for EVERY parameter default
+# it expands, even those with no shell(...) in them. Not executing shell commands from catalogs is
+# exactly what we want (catalog text never reaches a shell), so that one message is pure noise.
+warnings.filterwarnings("ignore", message="Shell command not executed due to getshell=False",
+                        category=UserWarning, module="intake.catalog.utils")
 
 
 def catalog_path() -> Path:

@@ -121,9 +121,11 @@ def write_dataset(ds: xr.Dataset, path: str | os.PathLike, *, overwrite: bool = 
     old = parent / f".{target.name}.old-{token}"
     try:
         if fmt == "zarr":
-            ds.to_zarr(tmp, mode="w", **ZARR_WRITE_KWARGS)
+            # encodings of a dataset read from another store (zarr v3 codecs, netCDF
+            # compression) do not carry over to this format: let xarray choose afresh.
+            ds.drop_encoding().to_zarr(tmp, mode="w", **ZARR_WRITE_KWARGS)
         else:
-            ds.to_netcdf(tmp)
+            ds.drop_encoding().to_netcdf(tmp)
         if target.exists():
             os.replace(target, old)  # keep the old output until the new one is in place
         os.replace(tmp, target)

@@ -24,6 +24,7 @@ import xarray as xr
 
 from xequi._version import __version__
 from xequi.errors import CacheError, ParameterError
+from xequi.io import ZARR_WRITE_KWARGS
 
 __all__ = ["cache_dir", "cache_key", "cache_path", "cached_simulation", "clear_cache", "MARKER"]
 
@@ -88,7 +89,7 @@ def _valid(path: Path, key: str) -> xr.Dataset | None:
         with warnings.catch_warnings():
             # zarr notes that the marker file is not part of the hierarchy: expected
             warnings.filterwarnings("ignore", message=".*not recognized as a component.*")
-            ds = xr.open_zarr(path, consolidated=False)
+            ds = xr.open_zarr(path, consolidated=True)
             if ds.attrs.get(_KEY_ATTR) != key:
                 return None
             # touch one element of every variable: catches missing / unreadable chunks
@@ -158,7 +159,7 @@ def cached_simulation(name: str, params: dict[str, Any],
     out.attrs[_KEY_ATTR] = key
     tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex}"
     try:
-        out.to_zarr(tmp, mode="w", consolidated=False)
+        out.drop_encoding().to_zarr(tmp, mode="w", **ZARR_WRITE_KWARGS)
         (tmp / MARKER).write_text(json.dumps(
             {"key": key, "xequi_version": __version__, "name": name,
              "params": json.loads(_canonical(params))["params"]}, sort_keys=True))
