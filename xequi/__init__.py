@@ -17,6 +17,7 @@ from xequi.errors import (
     GridError,
     MissingDataError,
     ModelError,
+    NumericalInstabilityError,
     ParameterError,
     UnitsError,
     VariableNotFoundError,
@@ -36,4 +37,5 @@ __all__ = [
     "ModelError",
     "CheckpointError",
     "CacheError",
+    "NumericalInstabilityError",
 ]

@@ -18,6 +18,7 @@ __all__ = [
     "ModelError",
     "CheckpointError",
     "CacheError",
+    "NumericalInstabilityError",
 ]
 
 
@@ -72,3 +73,11 @@ class CheckpointError(XequiError, ValueError):
 
 class CacheError(XequiError, RuntimeError):
     """A cache location cannot be used."""
+
+
+class NumericalInstabilityError(ParameterError):
+    """A simulation blew up (non-finite or unbounded values, or a collapsing time step).
+
+    A :class:`ParameterError` because the fix is a parameter: more resolution, a smaller time
+    step or a lower Rayleigh number.
+    """

@@ -34,7 +34,7 @@ import scipy.fft as sfft
 import xarray as xr
 
 from xequi._version import __version__
-from xequi.errors import ParameterError
+from xequi.errors import NumericalInstabilityError, ParameterError
 
 __all__ = [
     "rayleigh_benard",
@@ -70,10 +70,6 @@ DT_POLICY = (
     f"adaptive: dt = min({CFL_ADVECTION} / (max|u| k_max + max|v| / dy), "
     f"{CFL_DIFFUSION} / (max(nu, kappa) (4 / dy**2 + k_max**2))), shortened to land on frame times"
 )
-
-
-class NumericalInstabilityError(ParameterError):
-    """The simulation blew up (non-finite or unbounded values, or a collapsing time step)."""
 
 
 #: Named parameter sets. ``default``: the demo/test dataset, a time-dependent convecting flow on a
