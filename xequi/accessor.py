@@ -34,6 +34,30 @@ class EquiDatasetAccessor:
 
         return grid_spacing(self._obj, **kwargs)
 
+    def spectrum(self, **kwargs):
+        """Isotropic kinetic-energy spectrum: :func:`xequi.diagnostics.spectrum`."""
+        from xequi.diagnostics import spectrum
+
+        return spectrum(self._obj, **kwargs)
+
+    def tke_spectrum(self, **kwargs):
+        """The paper's TKE spectrum: :func:`xequi.diagnostics.tke_spectrum`."""
+        from xequi.diagnostics import tke_spectrum
+
+        return tke_spectrum(self._obj, **kwargs)
+
+    def rmse(self, truth, **kwargs):
+        """RMSE of this forecast against ``truth``: :func:`xequi.diagnostics.rmse`."""
+        from xequi.diagnostics import rmse
+
+        return rmse(self._obj, truth, **kwargs)
+
+    def evaluate(self, truth, **kwargs):
+        """Score this forecast against ``truth``: :func:`xequi.diagnostics.evaluate`."""
+        from xequi.diagnostics import evaluate
+
+        return evaluate(self._obj, truth, **kwargs)
+
 
 @xr.register_dataarray_accessor("equi")
 class EquiDataArrayAccessor:
@@ -53,3 +77,15 @@ class EquiDataArrayAccessor:
         from xequi.fields import grid_spacing
 
         return grid_spacing(self._obj, **kwargs)
+
+    def spectrum(self, **kwargs):
+        """Isotropic spectrum of half the variance: :func:`xequi.diagnostics.spectrum`."""
+        from xequi.diagnostics import spectrum
+
+        return spectrum(self._obj, **kwargs)
+
+    def rmse(self, truth, **kwargs):
+        """RMSE of this field against ``truth``: :func:`xequi.diagnostics.rmse`."""
+        from xequi.diagnostics import rmse
+
+        return rmse(self._obj, truth, **kwargs)
