@@ -10,7 +10,7 @@ STAMP := $(VENV)/.xequi-installed
 # machine gets the CPU build that lies on local disk instead of resolving a multi-GB CUDA build.
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: install demo test test-slow bench clean
+.PHONY: install demo test test-slow test-gpu bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ test: install
 # Slow physics / training-quality checks: not selected by CI, run by hand.
 test-slow: install
 	$(PY) -m pytest -m slow
+
+# CUDA-only tests (bf16 training, GPU forecast): run on a machine with a GPU.
+test-gpu: install
+	$(PY) -m pytest -m gpu
 
 bench: install
 	$(PY) benchmarks/simulate.py

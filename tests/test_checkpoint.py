@@ -1,0 +1,193 @@
+"""Checkpoints: safetensors + model card round trips, version / corruption / pickle refusal."""
+
+import json
+import pickle
+import struct
+from pathlib import Path
+
+import pytest
+import torch
+
+from xequi import checkpoint as ck
+from xequi import models
+from xequi.errors import CheckpointError, ModelError, ParameterError
+from xequi.train import NormalizedModel
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def resnet():
+    torch.manual_seed(0)
+    return models.create("resnet", t_in=2, widths=(4,))
+
+
+@pytest.fixture(scope="module")
+def rot_resnet():
+    torch.manual_seed(0)
+    return models.create("rot-resnet", t_in=2, widths=(2,), group_order=4)
+
+
+def _x(seed=0):
+    return torch.randn(2, 2, 2, 8, 8, generator=torch.Generator().manual_seed(seed))
+
+
+def _perturb_bn(net):
+    """Give BatchNorm running stats non-default values, so a lost buffer would show."""
+    with torch.no_grad():
+        for name, buf in net.named_buffers():
+            if "running_mean" in name or "running_var" in name:
+                buf.add_(0.3)
+    return net
+
+
+@pytest.mark.parametrize("which", ["resnet", "rot_resnet"])
+def test_round_trip_identical_outputs(tmp_path, request, which):
+    net = _perturb_bn(request.getfixturevalue(which)).eval()
+    wrapped = NormalizedModel(net, scale=[2.0, 2.0], offset=[0.0, 0.0], velocity_scale=2.0)
+    wrapped.card = {"grid": {"dx": "5000 m"}, "channels": [{"name": "u"}, {"name": "v"}]}
+    path = ck.save_model(wrapped, tmp_path / "model")
+    assert path.name == "model.xequi" and path.is_file()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files left
+    loaded = ck.load_model(path)
+    assert isinstance(loaded, NormalizedModel) and not loaded.training
+    x = _x()
+    with torch.no_grad():
+        assert torch.equal(wrapped(x), loaded(x))
+    assert loaded.config == net.config and tuple(loaded.symmetries) == tuple(net.symmetries)
+    assert loaded.card["grid"]["dx"] == "5000 m"
+    assert str(ck.card_quantity(loaded.card, "dx").to("km")) == "5.0 kilometer"
+    assert loaded.card["normalization"]["scale"] == [2.0, 2.0]
+
+
+def test_card_contents(tmp_path, rot_resnet):
+    path = ck.save_model(rot_resnet, tmp_path / "m.xequi", card={"training": {"data": "toy"}})
+    card = ck.read_card(path)
+    assert card["format"] == "xequi-model-card" and card["format_version"] == ck.FORMAT_VERSION
+    assert card["architecture"] == json.loads(json.dumps(rot_resnet.config))
+    assert models.create(**card["architecture"]).config == rot_resnet.config
+    assert card["name"] == "rot-resnet" and card["t_in"] == 2
+    assert "rot90" in card["symmetries"] and "C4" in card["symmetry_group"]
+    assert card["training"] == {"data": "toy"}
+    assert card["xequi_version"] and card["created"].endswith("+00:00")
+    loaded = ck.load_model(path)
+    assert card["weights_sha256"] == ck.weights_digest(loaded.model.train().state_dict())
+    # derived entries cannot be overridden by the caller's card
+    path2 = ck.save_model(rot_resnet, tmp_path / "m2", card={"format_version": 7, "weights_sha256": "x"})
+    card2 = ck.read_card(path2)
+    assert card2["format_version"] == ck.FORMAT_VERSION and card2["weights_sha256"] == card["weights_sha256"]
+
+
+def test_refuses_existing_without_overwrite(tmp_path, resnet):
+    p = ck.save_model(resnet, tmp_path / "m")
+    with pytest.raises(ParameterError, match="already exists.*\n.*overwrite=True"):
+        ck.save_model(resnet, p)
+    assert ck.save_model(resnet, p, overwrite=True) == p
+
+
+def _rewrite_card(src: Path, dst: Path, **changes):
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(src), framework="pt") as f:
+        meta = f.metadata()
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    card = json.loads(meta["xequi.model_card"])
+    card.update(changes)
+    save_file(tensors, str(dst), metadata={"xequi.model_card": json.dumps(card)})
+
+
+def test_other_format_version(tmp_path, resnet):
+    p = ck.save_model(resnet, tmp_path / "m")
+    _rewrite_card(p, tmp_path / "new.xequi", format_version=ck.FORMAT_VERSION + 1)
+    with pytest.raises(CheckpointError, match=r"format version 2.*reads\s+format version 1(.|\n)*upgrade"):
+        ck.load_model(tmp_path / "new.xequi")
+    _rewrite_card(p, tmp_path / "old.xequi", format_version=0, xequi_version="0.0.1")
+    with pytest.raises(CheckpointError, match=r"format version 0(.|\n)*Fix: .*0\.0\.1.*re-save"):
+        ck.read_card(tmp_path / "old.xequi")
+
+
+def test_corrupt_files(tmp_path, resnet):
+    p = ck.save_model(resnet, tmp_path / "m")
+    raw = p.read_bytes()
+    (tmp_path / "trunc.xequi").write_bytes(raw[: len(raw) // 2])
+    (tmp_path / "tiny.xequi").write_bytes(raw[:5])
+    (tmp_path / "junk.xequi").write_bytes(b"not a checkpoint at all" * 10)
+    (tmp_path / "empty.xequi").write_bytes(b"")
+    for name in ("trunc", "tiny", "junk", "empty"):
+        with pytest.raises(CheckpointError, match="truncated or corrupt"):
+            ck.load_model(tmp_path / f"{name}.xequi")
+    # one flipped byte in the weights: caught by the digest
+    (n,) = struct.unpack("<Q", raw[:8])
+    flipped = bytearray(raw)
+    flipped[8 + n + 5] ^= 0xFF
+    (tmp_path / "flip.xequi").write_bytes(bytes(flipped))
+    with pytest.raises(CheckpointError, match="corrupt.*digest"):
+        ck.load_model(tmp_path / "flip.xequi")
+    # a safetensors file without a card
+    from safetensors.torch import save_file
+
+    save_file({"w": torch.zeros(2)}, str(tmp_path / "bare.safetensors"))
+    with pytest.raises(CheckpointError, match="without an xequi model card"):
+        ck.load_model(tmp_path / "bare.safetensors")
+    with pytest.raises(CheckpointError, match="does not exist"):
+        ck.load_model(tmp_path / "missing.xequi")
+
+
+class _Evil:
+    """Unpickling this creates the marker file (stands for arbitrary code execution)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+def test_malicious_pickle_refused(tmp_path):
+    marker = tmp_path / "PWNED"
+    payload = {"state_dict": {"w": torch.zeros(1)}, "evil": _Evil(marker)}
+    plain = tmp_path / "evil.pt"
+    with open(plain, "wb") as f:
+        pickle.dump(payload, f)
+    zipped = tmp_path / "evil_zip.pt"
+    torch.save(payload, zipped)
+    disguised = tmp_path / "evil.xequi"
+    disguised.write_bytes(plain.read_bytes())
+    renamed_zip = tmp_path / "evil_zip.xequi"
+    renamed_zip.write_bytes(zipped.read_bytes())
+    assert not marker.exists()
+    for path in (plain, zipped, disguised, renamed_zip):
+        with pytest.raises(CheckpointError, match="never unpickles(.|\n)*weights_only=True"):
+            ck.load_model(path)
+        with pytest.raises(CheckpointError):
+            ck.read_card(path)
+    assert not marker.exists()
+    # sanity: the payload really is malicious when unpickled naively
+    with open(plain, "rb") as f:
+        pickle.load(f)
+    assert marker.exists()
+
+
+def test_pretrained_lookup(tmp_path, monkeypatch, resnet):
+    monkeypatch.setattr(ck, "PRETRAINED_DIR", tmp_path / "pretrained")
+    assert ck.available_pretrained() == []
+    with pytest.raises(ModelError, match=r"no pretrained weights .*'resnet'.*none in this installation"):
+        ck.load_model("resnet")
+    ck.save_model(resnet, tmp_path / "pretrained" / "resnet")
+    assert ck.available_pretrained() == ["resnet"]
+    assert ck.pretrained_path("resnet") == tmp_path / "pretrained" / "resnet.xequi"
+    loaded = ck.load_model("resnet")
+    x = _x(1)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), resnet.eval()(x))
+    with pytest.raises(ModelError, match=r"'rot-resnet'.*shipped weights: 'resnet'"):
+        ck.load_model("rot-resnet")
+
+
+def test_shipped_pretrained_small():
+    """Whatever is shipped stays under 20 MB in total and loads."""
+    files = list(ck.PRETRAINED_DIR.glob("*.xequi")) if ck.PRETRAINED_DIR.is_dir() else []
+    assert sum(f.stat().st_size for f in files) < 20e6
+    for name in ck.available_pretrained():
+        assert ck.read_card(name)["name"] == name

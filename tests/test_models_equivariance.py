@@ -1,0 +1,205 @@
+"""Equivariance of every registered model to every symmetry it claims (eval mode, CPU, small).
+
+Exact elements (90-degree rotations, any c for UM, any λ > 0 for Mag) must give a relative
+error below 1e-4 in float32, over one step and over a 3-step rollout; the plain baseline of the
+same backbone must fail the same check (error > 1e-2), so the test can fail. Approximate
+elements (45 degrees for C8, scale, translation) are measured against stated bounds.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from xequi import symmetry
+from xequi.models import available, create, equivariance_error, rollout
+from xequi.models.registry import REGISTRY
+
+torch.set_num_threads(1)
+
+T_IN = 3
+N_SCALARS = 1
+EXACT_TOL = 1e-4
+PLAIN_MIN = 1e-2
+
+EXACT = {
+    "rot90": [dict(k=1), dict(k=2), dict(k=3)],
+    "uniform_motion": [dict(c=(0.5, -1.0)), dict(c=(100.0, -300.0)), dict(c=(1e-3, 2e-3))],
+    "magnitude": [dict(lam=1e-3), dict(lam=0.37), dict(lam=5.0), dict(lam=1e3)],
+}
+
+
+def randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Random biases and BatchNorm statistics (the init has zero biases, unit statistics), so the
+    check covers trained-like networks; e2cnn parameters stay in their equivariant subspace."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("bias"):
+                p.copy_(0.1 * torch.randn(p.shape, generator=g))
+        for name, b in model.named_buffers():
+            if name.endswith("running_mean"):
+                b.copy_(0.1 * torch.randn(b.shape, generator=g))
+            elif name.endswith("running_var"):
+                b.copy_(0.5 + torch.rand(b.shape, generator=g))
+    model.train()
+    model.eval()  # e2cnn re-expands its cached filters and biases
+    return model
+
+
+_CACHE: dict = {}
+
+
+def model(name: str, **kw):
+    key = (name, tuple(sorted(kw.items())))
+    if key not in _CACHE:
+        torch.manual_seed(0)
+        _CACHE[key] = randomize(create(name, t_in=T_IN, n_scalars=N_SCALARS, **kw))
+    return _CACHE[key]
+
+
+def smooth_input(h: int, batch: int = 2, seed: int = 0, coarse: int = 8) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, T_IN * (2 + N_SCALARS), coarse, coarse, generator=g)
+    x = torch.nn.functional.interpolate(x, size=(h, h), mode="bicubic", align_corners=False)
+    return x.reshape(batch, T_IN, 2 + N_SCALARS, h, h)
+
+
+@pytest.fixture(scope="module")
+def x16():
+    g = torch.Generator().manual_seed(1)
+    return torch.randn(2, T_IN, 2 + N_SCALARS, 16, 16, generator=g) + 0.3
+
+
+def _cases():
+    for name in available():
+        sym = REGISTRY[name]["symmetries"]
+        for kind in EXACT:
+            if kind in sym:
+                for params in EXACT[kind]:
+                    yield pytest.param(name, kind, params, id=f"{name}-{kind}-{list(params.values())[0]}")
+
+
+@pytest.mark.parametrize("name, kind, params", list(_cases()))
+def test_exact_equivariance(name, kind, params, x16):
+    net = model(name)
+    assert kind in net.symmetries
+    for steps in (1, 3):
+        err = equivariance_error(net, x16, kind, steps=steps, **params)
+        assert err < EXACT_TOL, f"{name} {kind} {params} steps={steps}: {err:.2e}"
+    # the plain baseline of the same backbone is not equivariant: the test can fail
+    # (a tiny c moves a plain network only a little: checked with the larger c values)
+    if kind == "uniform_motion" and max(abs(v) for v in params["c"]) < 0.1:
+        return
+    base = model("unet" if name.endswith("unet") else "resnet")
+    err = equivariance_error(base, x16, kind, steps=1, **params)
+    assert err > PLAIN_MIN, f"plain baseline unexpectedly equivariant to {kind}: {err:.2e}"
+
+
+def test_every_model_claims_something_tested():
+    for name in available():
+        net = create(name, t_in=2)
+        assert set(net.symmetries) <= set(symmetry.KINDS.values())
+        assert "translate" in net.symmetries
+
+
+def test_um_mag_scalar_convention(x16):
+    """UM leaves scalars alone; Mag scales every channel (symmetry.magnitude(channels=None))."""
+    net = model("um-mag-rot-resnet")
+    with torch.no_grad():
+        y = net(x16)
+        y_um = net(symmetry.uniform_motion(x16, (2.0, -3.0)))
+        y_mag = net(symmetry.magnitude(x16, 3.0))
+    torch.testing.assert_close(y_um[:, 2:], y[:, 2:], rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(y_mag, 3.0 * y, rtol=1e-4, atol=1e-4)
+
+
+def test_equivariance_in_train_mode(x16):
+    """UM / Mag hidden features are invariant, so batch statistics do not change: exact in train
+    mode too. (equivariance_error switches to eval; call the model directly here.)"""
+    net = create("um-mag-rot-resnet", t_in=T_IN, n_scalars=N_SCALARS).train()
+    with torch.no_grad():
+        y = net(x16)
+        y_um = net(symmetry.uniform_motion(x16, (2.0, -3.0)))
+        y_mag = net(symmetry.magnitude(x16, 0.2))
+        y_rot = net(symmetry.rot90(x16, 1))
+    torch.testing.assert_close(y_um, symmetry.uniform_motion(y, (2.0, -3.0)), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(y_mag, 0.2 * y, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(y_rot, symmetry.rot90(y, 1), rtol=1e-4, atol=1e-4)
+
+
+def test_zero_input_mag():
+    """A zero block has zero Mag scale: the output is exactly zero, no NaN (no eps needed)."""
+    net = model("mag-resnet")
+    with torch.no_grad():
+        y = net(torch.zeros(1, T_IN, 2 + N_SCALARS, 8, 8))
+    assert torch.equal(y, torch.zeros_like(y))
+
+
+# --- approximate elements: measured errors (seeded), stated bounds --------------------------
+# measured at the time of writing (32x32 smooth input, t_in 3, one scalar, crop 8, C8, one step):
+#   rotate 45:  rot-resnet 0.031, rot-unet 0.065, um-mag-rot-resnet 0.066, um-mag-rot-unet 0.092;
+#   plain resnet 0.78, unet 0.53. Bounds are about twice the measured values.
+APPROX_ROTATE = {"rot-resnet": 0.08, "rot-unet": 0.15, "um-mag-rot-resnet": 0.15, "um-mag-rot-unet": 0.2}
+
+
+@pytest.mark.parametrize("name", list(APPROX_ROTATE))
+def test_rotate_45_c8(name):
+    x = smooth_input(32)
+    net = model(name, group_order=8)
+    assert "rotate" in net.symmetries
+    err = equivariance_error(net, x, "rotate", angle=45.0, crop=8)
+    base = equivariance_error(model("unet" if name.endswith("unet") else "resnet"), x, "rotate",
+                              angle=45.0, crop=8)
+    assert err < APPROX_ROTATE[name], f"{name}: {err:.3f}"
+    assert base > 0.5 and err < base / 4, (err, base)
+
+
+# scale (64x64 smooth input, widths (6, 6), crop 16), measured (λ=0.5 / λ=2): scale-resnet
+# 0.43 / 0.42, scale-unet 0.59 / 0.48; plain resnet 0.63 / 0.50, plain unet 0.88 / 0.50.
+# The Scale family is only modestly better than the plain networks: a finite scale axis and
+# grid interpolation keep it far from exact.
+@pytest.mark.parametrize("name", ["scale-resnet", "scale-unet"])
+@pytest.mark.parametrize("lam", [0.5, 2.0])
+def test_scale_approximate(name, lam):
+    x = smooth_input(64, batch=1)
+    net = model(name, widths=(6, 6))
+    assert "scale" in net.symmetries
+    err = equivariance_error(net, x, "scale", lam=lam, crop=16)
+    assert err < 0.7, f"{name} λ={lam}: {err:.3f}"
+
+
+@pytest.mark.parametrize("name", ["resnet", "um-resnet", "mag-resnet", "rot-resnet", "um-mag-rot-resnet"])
+def test_translate_interior_exact(name):
+    """ResNets (no downsampling) commute with translations away from the boundary: exact on the
+    interior that neither the periodic wrap nor the padding reaches (receptive radius + shift)."""
+    net = model(name, widths=(4, 4))
+    radius = 1 + 2 * 2 + 1  # lift, 2 blocks of two 3x3 convs, projection
+    shift = (2, 3)
+    x = torch.randn(1, T_IN, 2 + N_SCALARS, 32, 32, generator=torch.Generator().manual_seed(3))
+    err = equivariance_error(net, x, "translate", shift=shift, crop=radius + max(shift))
+    assert err < EXACT_TOL, f"{name}: {err:.2e}"
+
+
+def test_rollout_shape_and_feedback(x16):
+    net = model("resnet")
+    with torch.no_grad():
+        out = rollout(net, x16, 3)
+        first = net(x16)
+        second = net(torch.cat([x16[:, 1:], first[:, None]], 1))
+    assert out.shape == (2, 3, 2 + N_SCALARS, 16, 16)
+    torch.testing.assert_close(out[:, 0], first)
+    torch.testing.assert_close(out[:, 1], second)
+
+
+@pytest.mark.parametrize("name", available())
+def test_export_agrees(name, x16):
+    net = model(name)
+    exp = net.export()
+    assert not any(type(m).__module__.startswith("e2cnn") for m in exp.modules())
+    with torch.no_grad():
+        a = net(x16)
+        b = exp(x16)
+    torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)
+    assert exp.config == net.config and exp.symmetries == net.symmetries
+    assert not net.training or net.training == exp.training

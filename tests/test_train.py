@@ -1,0 +1,265 @@
+"""fit(): rollout loss, best-epoch weights, determinism, resuming, normalization, augmentation."""
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+
+from xequi import checkpoint as ck
+from xequi import models, symmetry
+from xequi.errors import CheckpointError, GridError, MissingDataError, ModelError, ParameterError
+from xequi.train import BEST_FILE, STATE_FILE, NormalizedModel, compute_normalization, fit, rollout_loss
+
+torch.set_num_threads(1)
+
+TINY = dict(t_in=2, rollout_steps=2, batch_size=4, model_kwargs={"widths": (4,)}, val_fraction=0.3,
+            progress=False, window=16, device="cpu")
+
+
+def _advect(T=14, H=16, W=16, seed=0, n_scalars=0):
+    """A smooth field advected by one cell per step (learnable next-frame dynamics)."""
+    rng = np.random.default_rng(seed)
+    base = rng.normal(size=(2 + n_scalars, H, W))
+    k = np.fft.fftfreq(H)[:, None] ** 2 + np.fft.fftfreq(W)[None, :] ** 2
+    base = np.real(np.fft.ifft2(np.fft.fft2(base) * np.exp(-40 * k)))
+    base /= base.std()
+    frames = np.stack([np.roll(base, t, axis=-1) for t in range(T)]) * 3.0 + 0.5
+    return xr.DataArray(frames.astype("float32"), dims=("time", "channel", "y", "x"),
+                        coords={"channel": ["u", "v"] + [f"s{i}" for i in range(n_scalars)]},
+                        attrs={"units": "u: m/s, v: m/s", "dx": "5000 m", "dy": "5000 m", "dt": "3600 s",
+                               "description": "advected noise"})
+
+
+@pytest.fixture(scope="module")
+def data():
+    return _advect()
+
+
+def _weights(model):
+    net = model.model if isinstance(model, NormalizedModel) else model
+    mode = net.training
+    state = {k: v.detach().clone() for k, v in net.train().state_dict().items()}
+    net.train(mode)
+    return state
+
+
+def _same(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_fit_returns_model_history_and_card(data):
+    before = data.copy(deep=True)
+    model, hist = fit("resnet", data, epochs=2, **TINY)
+    xr.testing.assert_identical(data, before)  # the caller's data are untouched
+    assert isinstance(model, NormalizedModel) and not model.training
+    assert hist["epoch"] == [1, 2] and len(hist["val_loss"]) == 2 and hist["lr"] == pytest.approx([1e-3, 9.5e-4])
+    assert hist["best_val_loss"] == min(hist["val_loss"])
+    card = model.card
+    assert card["grid"] == {"dx": "5000 m", "dy": "5000 m", "dt": "3600 s"}
+    assert [c["units"] for c in card["channels"]] == ["m/s", "m/s"]
+    assert card["training"]["data"] == "advected noise"
+    assert card["metrics"]["best_epoch"] == hist["best_epoch"]
+    assert card["architecture"] == model.config and card["name"] == "resnet" and card["t_in"] == 2
+    assert card["weights_sha256"] == ck.weights_digest(_weights(model))
+    # normalization from the training split only (time 0..9 of 14), one velocity scale, no offset
+    train = data.values[:10]
+    assert card["normalization"]["velocity_scale"] == pytest.approx(
+        float(np.sqrt((train[:, :2] ** 2).sum(1).mean())), rel=1e-6)
+    assert card["normalization"]["offset"] == [0.0, 0.0]
+    x = torch.from_numpy(data.values[None, :2])
+    assert model(x).shape == (1, 2, 16, 16)
+
+
+def test_rollout_loss_feeds_predictions_back():
+    class AddOne(torch.nn.Module):
+        def forward(self, x):
+            return x[:, -1] + 1
+
+    hist = torch.zeros(1, 2, 2, 4, 4)
+    target = torch.stack([torch.full((2, 4, 4), float(k + 1)) for k in range(3)])[None]
+    assert float(rollout_loss(AddOne(), hist, target)) == 0.0  # 1, 2, 3: only if fed back
+    assert float(rollout_loss(AddOne(), hist, torch.ones(1, 3, 2, 4, 4))) == pytest.approx(0 + 1 + 4)
+
+
+def test_best_weights_kept_and_early_stopping(data):
+    """Defect 5: the returned weights are those of the best validation epoch, not the last."""
+    snapshots = {}
+
+    def record_then_sabotage(epoch, net, logs):
+        snapshots[epoch] = _weights(net)
+        if epoch == 1:  # wreck the weights: every later validation loss is worse than epoch 1's
+            with torch.no_grad():
+                for p in net.parameters():
+                    p.mul_(40.0).add_(3.0)
+
+    model, hist = fit("resnet", data, epochs=4, patience=2, callbacks=[record_then_sabotage], **TINY)
+    assert hist["best_epoch"] == 1 and hist["val_loss"][1] > hist["val_loss"][0]
+    assert hist["stopped_early"] and hist["epoch"] == [1, 2, 3]  # patience 2 after epoch 1
+    assert _same(_weights(model), snapshots[1])
+    assert not _same(_weights(model), snapshots[3])
+    assert model.card["metrics"]["best_epoch"] == 1
+
+
+def test_deterministic_on_cpu(data):
+    a, ha = fit("resnet", data, epochs=2, seed=3, augment=("rot90",), **TINY)
+    b, hb = fit("resnet", data, epochs=2, seed=3, augment=("rot90",), **TINY)
+    c, _ = fit("resnet", data, epochs=2, seed=4, augment=("rot90",), **TINY)
+    assert _same(_weights(a), _weights(b)) and ha == hb
+    assert not _same(_weights(a), _weights(c))
+    # fit leaves the caller's global RNG alone
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    fit("resnet", data, epochs=1, **TINY)
+    assert torch.equal(torch.rand(3), expected)
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def test_resume_is_bit_identical(tmp_path, data):
+    kw = dict(epochs=3, seed=1, augment=("um",), patience=None, **TINY)
+    full, hfull = fit("resnet", data, checkpoint_dir=tmp_path / "full", **kw)
+
+    def stop_after_first(epoch, net, logs):
+        if epoch == 1:
+            raise _Interrupt
+
+    with pytest.raises(_Interrupt):
+        fit("resnet", data, checkpoint_dir=tmp_path / "run", callbacks=[stop_after_first], **kw)
+    assert (tmp_path / "run" / STATE_FILE).is_file() and not (tmp_path / "run" / BEST_FILE).exists()
+    resumed, hres = fit("resnet", data, checkpoint_dir=tmp_path / "run", **kw)
+    assert hres == hfull
+    assert _same(_weights(resumed), _weights(full))
+    # the finished run is saved as a loadable checkpoint, and calling again just returns it
+    loaded = ck.load_model(tmp_path / "run" / BEST_FILE)
+    x = torch.from_numpy(data.values[None, :2])
+    with torch.no_grad():
+        assert torch.equal(loaded(x), resumed(x))
+    again, hagain = fit("resnet", data, checkpoint_dir=tmp_path / "run", **kw)
+    assert hagain == hfull and _same(_weights(again), _weights(full))
+    # a finished run can be extended: 3 + 1 epochs equal 4 epochs in one go
+    four, h4 = fit("resnet", data, checkpoint_dir=tmp_path / "four", **{**kw, "epochs": 4})
+    more, hmore = fit("resnet", data, checkpoint_dir=tmp_path / "run", **{**kw, "epochs": 4})
+    assert hmore == h4 and _same(_weights(more), _weights(four))
+    # a different run in the same directory is refused
+    with pytest.raises(CheckpointError, match="different run"):
+        fit("resnet", data, checkpoint_dir=tmp_path / "run", **{**kw, "seed": 2})
+    assert not [p for p in (tmp_path / "run").iterdir() if p.name.startswith(".")]
+
+
+def test_progress_false_is_silent(data, capfd):
+    fit("resnet", data, epochs=1, **TINY)
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
+    fit("resnet", data, epochs=1, **{**TINY, "progress": True})
+    out, err = capfd.readouterr()
+    assert "fit resnet" in err and "train=" in err
+
+
+def test_normalization_wrapper_keeps_equivariance():
+    """One velocity scale outside the network keeps rot90 / UM / Mag equivariance."""
+    torch.manual_seed(0)
+    net = models.create("um-mag-rot-resnet", t_in=2, widths=(2,), group_order=4).eval()
+    wrapped = NormalizedModel(net, scale=[3.7, 3.7], offset=[0.0, 0.0]).eval()
+    x = torch.randn(2, 2, 2, 8, 8, dtype=torch.float64).float() * 2
+    with torch.no_grad():
+        y = wrapped(x)
+        rel = lambda a, b: float((a - b).abs().max() / b.abs().max())  # noqa: E731
+        assert rel(wrapped(symmetry.rot90(x, 1)), symmetry.rot90(y, 1)) < 1e-4
+        assert rel(wrapped(symmetry.magnitude(x, 0.37)), symmetry.magnitude(y, 0.37)) < 1e-4
+        c = (1.5, -0.8)
+        assert rel(wrapped(symmetry.uniform_motion(x, c)), symmetry.uniform_motion(y, c)) < 1e-4
+        # a per-component scale (u and v standardised separately) breaks rotation equivariance
+        bad = NormalizedModel(net, scale=[1.0, 6.0], offset=[0.0, 0.0]).eval()
+        assert rel(bad(symmetry.rot90(x, 1)), symmetry.rot90(bad(x), 1)) > 1e-2
+
+
+def test_compute_normalization_respects_symmetries():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(5, 3, 4, 4)) + np.array([1.0, -2.0, 30.0])[None, :, None, None]
+    n = compute_normalization(x)
+    assert n["scale"][0] == n["scale"][1] == n["velocity_scale"] and n["offset"][:2] == [0.0, 0.0]
+    assert n["offset"][2] == pytest.approx(x[:, 2].mean())
+    m = compute_normalization(x, symmetries=("magnitude",))
+    assert m["offset"] == [0.0, 0.0, 0.0] and m["scale"][2] == pytest.approx(np.sqrt((x[:, 2] ** 2).mean()))
+
+
+def test_augmentation_path_runs(data):
+    plain, _ = fit("resnet", data, epochs=1, **TINY)
+    for aug in (("rot90", "uniform_motion"), ("magnitude",), ("scale",)):
+        aug_model, hist = fit("resnet", data, epochs=1, augment=aug, **TINY)
+        assert np.isfinite(hist["train_loss"][0])
+        assert not _same(_weights(aug_model), _weights(plain))
+        assert aug_model.card["training"]["hyperparameters"]["augment"] == list(aug)
+    with pytest.raises(ParameterError, match="unknown augmentation"):
+        fit("resnet", data, epochs=1, augment=("flip",), **TINY)
+
+
+def test_e2cnn_model_trains_and_round_trips(tmp_path, data):
+    model, _ = fit("rot-resnet", data, epochs=1, **{**TINY, "model_kwargs": {"widths": (2,)}})
+    path = ck.save_model(model, tmp_path / "rot")
+    loaded = ck.load_model(path)
+    x = torch.from_numpy(data.values[None, :2])
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x))
+    assert loaded.card["metrics"]["history"]["epoch"] == [1]
+    assert loaded.card["normalization"]["velocity_scale"] == model.card["normalization"]["velocity_scale"]
+
+
+def test_fit_on_cf_dataset(cf_dataset):
+    ds = cf_dataset(nt=12, ny=8, nx=8, units="cm s-1", xy_units="km", spacing=5.0, scalars=("temp",))
+    kw = {**TINY, "window": 8}
+    model, _ = fit("resnet", ds, epochs=1, fields_kwargs={"target_units": "m/s", "scalars": ["temp"]}, **kw)
+    card = model.card
+    assert model.config["n_scalars"] == 1
+    assert [c["name"] for c in card["channels"]] == ["u", "v", "temp"]
+    assert [c["standard_name"] for c in card["channels"]] == [
+        "eastward_sea_water_velocity", "northward_sea_water_velocity", "sea_water_temperature"]
+    assert [c["units"] for c in card["channels"]] == ["m/s", "m/s", "degC"]
+    assert str(ck.card_quantity(card, "dx").to("m")) == "5000.0 meter"
+    assert ck.card_quantity(card, "dt").to("s").magnitude == pytest.approx(3600)
+    assert card["training"]["data"] == "synthetic xequi test data"
+    norm = card["normalization"]
+    assert norm["velocity_scale"] < 0.05  # converted to m/s before the statistics
+    assert norm["offset"][:2] == [0.0, 0.0] and norm["offset"][2] == pytest.approx(15, abs=0.5)
+    bad = ds.copy(deep=True)
+    bad["u"][0, 0, 0] = np.nan
+    with pytest.raises(MissingDataError, match="(?s)NaN.*fields_kwargs=\\{'fill': 'zero'\\}"):
+        fit("resnet", bad, epochs=1, **kw)
+    fit("resnet", bad, epochs=1, fields_kwargs={"fill": "zero"}, **kw)
+
+
+def test_bad_inputs_raise_xequi_errors(data):
+    with pytest.raises(ModelError, match="takes 3 channels.*data have 2(.|\n)*n_scalars=0"):
+        fit(models.create("resnet", t_in=2, n_scalars=1, widths=(4,)), data, epochs=1,
+            **{k: v for k, v in TINY.items() if k not in ("t_in", "model_kwargs")})
+    with pytest.raises(ModelError, match="t_in=3 was passed but the model takes t_in=2"):
+        fit(models.create("resnet", t_in=2, widths=(4,)), data, epochs=1, t_in=3, progress=False)
+    with pytest.raises(ParameterError, match="validation range.*fewer than(.|\n)*val_fraction"):
+        fit("resnet", data.isel(time=slice(0, 8)), epochs=1, **TINY)
+    nan = data.copy(deep=True)
+    nan[3, 1, 2, 2] = np.nan
+    with pytest.raises(MissingDataError, match="1 NaN"):
+        fit("resnet", nan, epochs=1, **TINY)
+    with pytest.raises(GridError, match="dims"):
+        fit("resnet", data.rename(channel="var"), epochs=1, **TINY)
+    with pytest.raises(ParameterError, match="must be an xarray.Dataset"):
+        fit("resnet", data.values, epochs=1, **TINY)
+    with pytest.raises(ModelError, match="unknown model"):
+        fit("no-such-net", data, epochs=1, **TINY)
+    with pytest.raises(ParameterError, match="lr_decay"):
+        fit("resnet", data, epochs=1, lr_decay=1.5, **TINY)
+    if not torch.cuda.is_available():
+        with pytest.raises(ParameterError, match="CUDA is not available"):
+            fit("resnet", data, epochs=1, **{**TINY, "device": "cuda"})
+
+
+@pytest.mark.gpu
+def test_fit_on_gpu_with_bf16(data):
+    """Run on a CUDA machine with `make test-gpu` (CI has no GPU and does not select it)."""
+    model, hist = fit("rot-resnet", data, epochs=2, amp=True,
+                      **{**TINY, "model_kwargs": {"widths": (2,)}, "device": "auto"})
+    assert next(model.parameters()).is_cuda and np.isfinite(hist["val_loss"]).all()
+    assert model.card["training"]["hyperparameters"]["amp"] is True

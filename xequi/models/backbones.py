@@ -1,0 +1,297 @@
+"""The two backbones, written once and parametrised by a layer family.
+
+* :class:`ResNet`: lifting conv, residual blocks (two 3×3 convs, norm, activation; 1×1 family
+  conv on the shortcut when the width changes), no downsampling, projection conv.
+* :class:`UNet`: lifting conv, encoder levels (two 3×3 convs) separated by 2×2 max pooling,
+  decoder levels (nearest ×2 upsampling, 3×3 conv, concatenation with the skip, two 3×3 convs),
+  projection conv. 2×2 pooling and nearest upsampling commute with 90-degree rotations and with
+  the group action on regular fields when H and W are divisible by ``2**depth``; other grid sizes
+  are rejected with a :class:`~xequi.errors.GridError` (the paper's stride-2 3×3 convs and
+  asymmetric padding broke the rotation symmetry, defect 4 of the released code).
+
+Both take ``x`` of shape ``(batch, t_in, C, H, W)`` in the model frame (``C = 2 + n_scalars``,
+channels ``[u, v, *scalars]``) and return the next frame ``(batch, C, H, W)``.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from xequi.errors import GridError, ModelError
+from xequi.models.families import make_family
+from xequi.models.layers import GWrap, Lift, Project
+
+__all__ = ["EquiModel", "ResNet", "UNet"]
+
+
+class EquiModel(nn.Module):
+    """Common base: input checks, ``config``, ``symmetries``, ``export``.
+
+    Parameters
+    ----------
+    t_in : int
+        Number of input frames.
+    n_scalars : int
+        Number of scalar channels after (u, v).
+    family : {"plain", "rot", "scale"}
+        Layer family of the hidden layers.
+    um, mag : bool
+        Make the network exactly equivariant to uniform motion / magnitude (see
+        :mod:`xequi.models.layers`).
+    group_order : int
+        N of the cyclic group (rot family).
+    n_scales : int
+        Number of scales (scale family).
+    kernel_size : int
+        Odd kernel size of the lifting conv (the UM / Mag block size).
+
+    Notes
+    -----
+    Symmetries (``model.symmetries``, set by :func:`xequi.models.create`):
+
+    * exact to float rounding, in eval mode: ``rot90`` (rot family, any N divisible by 4; the
+      U-net on grids divisible by ``2**depth``), ``uniform_motion`` (``um``), ``magnitude``
+      (``mag``, every λ > 0, all channels scaled as in ``symmetry.magnitude(channels=None)``),
+      also over autoregressive rollouts;
+    * approximate: ``rotate`` (rot family with N >= 8, by multiples of 360/N degrees;
+      interpolation), ``scale`` (scale family), ``translate`` (all: exact for ResNets away from
+      the boundary, U-nets only for shifts that are multiples of ``2**depth``).
+
+    BatchNorm in train mode: UM / Mag hidden features are invariant, so batch statistics do not
+    change and UM / Mag stay exact; the rot family uses ``InnerBatchNorm`` (statistics shared by
+    the N channels of a field), so rotating the *whole batch* commutes with it; the plain
+    ``BatchNorm2d`` commutes with translations of the whole batch only away from the boundary.
+    With cuDNN's TF32 convolutions (PyTorch's GPU default) the exact errors rise from ~1e-7 to
+    ~1e-5..1e-4; set ``torch.backends.cudnn.allow_tf32 = False`` for float32-exact checks.
+    """
+
+    def __init__(self, t_in: int, n_scalars: int = 0, family: str = "plain", um: bool = False,
+                 mag: bool = False, group_order: int = 4, n_scales: int = 3, kernel_size: int = 3):
+        super().__init__()
+        self.t_in = int(t_in)
+        self.n_scalars = int(n_scalars)
+        self.channels = 2 + self.n_scalars
+        self.kernel_size = int(kernel_size)
+        if family == "scale" and (um or mag):
+            raise ModelError("the scale family does not combine with UM / Mag heads.",
+                             fix="use family='plain' or 'rot' with um / mag")
+        self.fam = make_family(family, group_order=group_order, n_scales=n_scales)
+        self.um, self.mag = bool(um), bool(mag)
+        self.config: dict = {}
+        self.symmetries: tuple = ()
+
+    # -- helpers for subclasses -------------------------------------------------------------
+    def _lift(self, fields: int) -> Lift:
+        k = self.kernel_size
+        return Lift(self.fam.lift_conv(self.t_in, self.n_scalars, fields, k), k, um=self.um, mag=self.mag)
+
+    def _project(self, fields: int) -> Project:
+        return Project(self.fam.project_conv(fields, self.n_scalars), um=self.um, mag=self.mag)
+
+    def _unit(self, cin: int, cout: int) -> nn.Sequential:
+        f = self.fam
+        return nn.Sequential(f.conv(cin, cout, 3, bias=False), f.norm(cout), f.act())
+
+    def check_input(self, x) -> None:
+        """Raise :class:`~xequi.errors.ModelError` unless ``x`` is ``(batch, t_in, C, H, W)`` float."""
+        if not isinstance(x, torch.Tensor):
+            raise ModelError(f"{self.config.get('name', 'model')} expects a torch.Tensor, got {type(x).__name__}.",
+                             fix="convert with torch.as_tensor(x, dtype=torch.float32)")
+        if x.ndim != 5:
+            raise ModelError(f"input must have 5 dims (batch, t_in, C, H, W), got shape {tuple(x.shape)}.",
+                             fix="add a batch dim with x[None] or stack windows along dim 0")
+        if x.shape[1] != self.t_in:
+            raise ModelError(f"expected t_in={self.t_in} input frames (dim 1), got {x.shape[1]}.",
+                             fix=f"pass the last {self.t_in} frames, or create the model with t_in={x.shape[1]}")
+        if x.shape[2] != self.channels:
+            raise ModelError(f"expected {self.channels} channels (u, v + {self.n_scalars} scalars) in dim 2, "
+                             f"got {x.shape[2]}.",
+                             fix=f"create the model with n_scalars={x.shape[2] - 2}" if x.shape[2] >= 2
+                             else "channels must start with the velocity components u, v")
+        if not x.is_floating_point():
+            raise ModelError(f"input must be floating point, got {x.dtype}.", fix="convert with x.float()")
+        if min(x.shape[-2:]) < self.kernel_size:
+            raise GridError(f"grid {tuple(x.shape[-2:])} is smaller than the kernel ({self.kernel_size}).",
+                            fix="use a larger window")
+
+    def _e2cnn_cache_keys(self, prefix: str = "") -> set:
+        keys = set()
+        for name, m in self.named_modules():
+            if type(m).__name__ == "R2Conv":
+                for b in ("filter", "expanded_bias"):
+                    keys.add(f"{prefix}{name}.{b}")
+        return keys
+
+    def state_dict(self, *args, **kwargs):
+        """The state dict without e2cnn's eval-mode caches (expanded filters), so that weights
+        saved in either mode load into a model in either mode."""
+        sd = super().state_dict(*args, **kwargs)
+        for key in self._e2cnn_cache_keys(kwargs.get("prefix", "")):
+            sd.pop(key, None)
+        return sd
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """Load weights (e2cnn's cached filters, if present, are ignored and re-expanded)."""
+        drop = self._e2cnn_cache_keys()
+        state_dict = {k: v for k, v in state_dict.items() if k not in drop}
+        mode = self.training
+        self.train()  # e2cnn drops its caches in train mode ...
+        try:
+            return super().load_state_dict(state_dict, strict=strict, assign=assign)
+        finally:
+            self.train(mode)  # ... and re-expands the loaded weights in eval mode
+
+    def export(self) -> nn.Module:
+        """A copy made of plain torch modules (e2cnn modules exported), in eval mode.
+
+        Returns
+        -------
+        torch.nn.Module
+            Same call signature and ``config``/``symmetries``; outputs agree with this model in
+            eval mode to float rounding. The original model is left untouched.
+        """
+        was_training = self.training
+        self.train()  # e2cnn caches non-leaf expanded filters in eval mode; they cannot be deep-copied
+        try:
+            model = copy.deepcopy(self)
+        finally:
+            self.train(was_training)
+        model.eval()
+
+        def convert(module: nn.Module) -> None:
+            for name, child in module.named_children():
+                if isinstance(child, GWrap) or hasattr(child, "export") and child.__class__.__name__ == "_RotLiftConv":
+                    new = child.export()
+                    new.eval()
+                    setattr(module, name, new)
+                else:
+                    convert(child)
+
+        convert(model)
+        model.fam = None  # construction-time helper (holds e2cnn objects); not needed to run
+        model.exported = True
+        return model
+
+
+class ResNet(EquiModel):
+    """Residual network without downsampling (see module docstring).
+
+    Parameters
+    ----------
+    t_in : int
+    n_scalars : int
+    widths : sequence of int
+        Width (fields; channels = fields × group size) of each residual block.
+    **kwargs
+        Family switches of :class:`EquiModel`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = ResNet(t_in=2, widths=(8, 8)).eval()
+    >>> net(torch.randn(1, 2, 2, 16, 16)).shape
+    torch.Size([1, 2, 16, 16])
+    """
+
+    def __init__(self, t_in: int, n_scalars: int = 0, widths=(16, 16, 32, 32), **kwargs):
+        super().__init__(t_in, n_scalars, **kwargs)
+        widths = [int(w) for w in widths]
+        f = self.fam
+        self.lift = self._lift(widths[0])
+        self.lift_post = nn.Sequential(f.norm(widths[0]), f.act())
+        blocks, shortcuts = [], []
+        prev = widths[0]
+        for w in widths:
+            blocks.append(nn.Sequential(f.conv(prev, w, 3, bias=False), f.norm(w), f.act(),
+                                        f.conv(w, w, 3, bias=False), f.norm(w)))
+            shortcuts.append(nn.Identity() if w == prev else f.conv(prev, w, 1, bias=False))
+            prev = w
+        self.blocks = nn.ModuleList(blocks)
+        self.shortcuts = nn.ModuleList(shortcuts)
+        self.act = f.act()
+        self.project = self._project(prev)
+
+    def forward(self, x):
+        self.check_input(x)
+        h, stats = self.lift(x)
+        h = self.lift_post(h)
+        for block, short in zip(self.blocks, self.shortcuts):
+            h = self.act(block(h) + short(h))
+        return self.project(h, stats)
+
+
+class UNet(EquiModel):
+    """U-net with 2×2 max pooling and nearest upsampling (see module docstring).
+
+    Parameters
+    ----------
+    t_in : int
+    n_scalars : int
+    widths : sequence of int
+        Width (fields) of each level, finest first; ``depth = len(widths) - 1`` poolings, so
+        H and W must be divisible by ``2**depth``.
+    **kwargs
+        Family switches of :class:`EquiModel`.
+
+    Raises
+    ------
+    GridError
+        (at call time) if H or W is not divisible by ``2**depth``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = UNet(t_in=2, widths=(8, 16)).eval()
+    >>> net(torch.randn(1, 2, 2, 16, 16)).shape
+    torch.Size([1, 2, 16, 16])
+    """
+
+    def __init__(self, t_in: int, n_scalars: int = 0, widths=(16, 32, 64), **kwargs):
+        super().__init__(t_in, n_scalars, **kwargs)
+        widths = [int(w) for w in widths]
+        self.depth = len(widths) - 1
+        f = self.fam
+        self.lift = self._lift(widths[0])
+        self.lift_post = nn.Sequential(f.norm(widths[0]), f.act())
+        self.enc = nn.ModuleList()
+        prev = widths[0]
+        for w in widths:
+            self.enc.append(nn.Sequential(self._unit(prev, w), self._unit(w, w)))
+            prev = w
+        self.pool = nn.MaxPool2d(2)
+        self.up = nn.Upsample(scale_factor=2, mode="nearest")
+        self.up_conv = nn.ModuleList()
+        self.dec = nn.ModuleList()
+        for i in range(self.depth - 1, -1, -1):
+            self.up_conv.append(self._unit(widths[i + 1], widths[i]))
+            self.dec.append(nn.Sequential(self._unit(2 * widths[i], widths[i]), self._unit(widths[i], widths[i])))
+        self.project = self._project(widths[0])
+
+    def check_input(self, x) -> None:
+        super().check_input(x)
+        n = 2 ** self.depth
+        for name, size in zip(("H", "W"), x.shape[-2:]):
+            if size % n or size < n:
+                lo, hi = (size // n) * n, (size // n + 1) * n
+                sugg = f"{lo} or {hi}" if lo >= n else f"{hi}"
+                raise GridError(f"{name}={size} is not divisible by 2**depth={n} (U-net with "
+                                f"{self.depth} poolings).", fix=f"crop or pad to {sugg}")
+
+    def forward(self, x):
+        self.check_input(x)
+        h, stats = self.lift(x)
+        h = self.lift_post(h)
+        skips = []
+        for i, enc in enumerate(self.enc):
+            if i > 0:
+                h = self.pool(h)
+            h = enc(h)
+            skips.append(h)
+        skips.pop()
+        for up_conv, dec in zip(self.up_conv, self.dec):
+            h = up_conv(self.up(h))
+            h = dec(torch.cat([h, skips.pop()], dim=1))
+        return self.project(h, stats)

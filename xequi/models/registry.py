@@ -1,0 +1,157 @@
+"""Named models: ``create(name, ...)`` and ``available()``.
+
+Each entry names a backbone, a layer family and the UM / Mag switches, with two size presets:
+``"small"`` (CPU-friendly widths) and ``"paper"`` (the widths of Wang, Walters & Yu, ICLR 2021).
+Widths of the rotation and scale families count *fields*; a field has ``group_order`` (rot) or
+``n_scales`` (scale) channels.
+"""
+
+from __future__ import annotations
+
+from xequi.errors import ModelError, ParameterError
+from xequi.models.backbones import ResNet, UNet
+
+__all__ = ["create", "available", "REGISTRY"]
+
+_RES_PAPER = (64, 64, 128, 128, 256, 256, 512, 512)
+_UNET_PAPER = (64, 128, 256, 512)
+
+#: name -> (backbone, family, um, mag, symmetries, {size: widths}, extra defaults)
+REGISTRY: dict[str, dict] = {}
+
+
+def _register(name, backbone, family, um=False, mag=False, small=None, paper=None, **extra):
+    sym = ["translate"]
+    if family == "rot":
+        sym = ["rot90", "rotate"] + sym
+    if family == "scale":
+        sym = ["scale"] + sym
+    if um:
+        sym.append("uniform_motion")
+    if mag:
+        sym.append("magnitude")
+    REGISTRY[name] = dict(backbone=backbone, family=family, um=um, mag=mag, symmetries=tuple(sym),
+                          widths={"small": tuple(small), "paper": tuple(paper)}, extra=extra)
+
+
+for _bb, _small, _paper in (("resnet", (16, 16, 32, 32), _RES_PAPER), ("unet", (16, 32, 64), _UNET_PAPER)):
+    _register(_bb, _bb, "plain", small=_small, paper=_paper)
+    _register(f"um-{_bb}", _bb, "plain", um=True, small=_small, paper=_paper)
+    _register(f"mag-{_bb}", _bb, "plain", mag=True, small=_small, paper=_paper)
+_register("rot-resnet", "resnet", "rot", small=(4, 4, 8, 8), paper=(16, 16, 32, 32, 64, 64, 192, 192),
+          group_order={"small": 4, "paper": 8})
+_register("rot-unet", "unet", "rot", small=(4, 8, 16), paper=(8, 16, 32, 64),
+          group_order={"small": 4, "paper": 8})
+_register("scale-resnet", "resnet", "scale", small=(6, 6, 12, 12), paper=(22, 22, 44, 44, 88, 88, 180, 180),
+          n_scales={"small": 3, "paper": 3})
+_register("scale-unet", "unet", "scale", small=(6, 12, 24), paper=(27, 54, 108, 220),
+          n_scales={"small": 3, "paper": 3})
+_register("um-mag-rot-resnet", "resnet", "rot", um=True, mag=True, small=(4, 4, 8, 8),
+          paper=(16, 16, 32, 32, 64, 64, 192, 192), group_order={"small": 4, "paper": 8})
+_register("um-mag-rot-unet", "unet", "rot", um=True, mag=True, small=(4, 8, 16), paper=(8, 16, 32, 64),
+          group_order={"small": 4, "paper": 8})
+
+
+def _clear_e2cnn_cache() -> None:
+    try:
+        from e2cnn.nn.modules.r2_conv import basisexpansion_singleblock as _bs
+    except ImportError:  # pragma: no cover - layout of another e2cnn version
+        return
+    getattr(_bs, "_stored_filters", {}).clear()
+
+
+def available() -> list[str]:
+    """Names accepted by :func:`create`.
+
+    Examples
+    --------
+    >>> "rot-unet" in available()
+    True
+    """
+    return list(REGISTRY)
+
+
+def create(name: str, t_in: int = 4, n_scalars: int = 0, size: str = "small", **overrides):
+    """Build a registered model.
+
+    Parameters
+    ----------
+    name : str
+        One of :func:`available` (e.g. ``"resnet"``, ``"rot-unet"``, ``"um-mag-rot-resnet"``).
+    t_in : int, default 4
+        Number of input frames.
+    n_scalars : int, default 0
+        Number of scalar channels after (u, v).
+    size : {"small", "paper"}
+        Width preset.
+    **overrides
+        ``widths`` (sequence of int, fields per block / level), ``group_order`` (rot: N of C_N),
+        ``n_scales`` (scale), ``kernel_size`` (odd; the UM / Mag block size).
+
+    Returns
+    -------
+    torch.nn.Module
+        With ``.config`` (``create(**model.config)`` rebuilds it) and ``.symmetries``.
+
+    Raises
+    ------
+    ModelError
+        Unknown name (the message lists the valid ones) or invalid override.
+    ParameterError
+        Invalid ``t_in``, ``n_scalars`` or ``size``.
+
+    Examples
+    --------
+    >>> net = create("um-resnet", t_in=2)
+    >>> net.config["name"], net.symmetries
+    ('um-resnet', ('translate', 'uniform_motion'))
+    """
+    if name not in REGISTRY:
+        raise ModelError(f"unknown model {name!r}.", fix=f"use one of {available()}")
+    if size not in ("small", "paper"):
+        raise ParameterError(f"size must be 'small' or 'paper', got {size!r}.", fix="pass size='small'")
+    for pname, val, lo in (("t_in", t_in, 1), ("n_scalars", n_scalars, 0)):
+        if isinstance(val, bool) or not isinstance(val, int) or val < lo:
+            raise ParameterError(f"{pname} must be an integer >= {lo}, got {val!r}.", fix=f"pass e.g. {pname}={max(lo, 2)}")
+    entry = REGISTRY[name]
+    allowed = {"widths", "kernel_size"} | set(entry["extra"])
+    unknown = set(overrides) - allowed
+    if unknown:
+        raise ModelError(f"model {name!r} does not take {sorted(unknown)}.", fix=f"valid overrides: {sorted(allowed)}")
+    widths = tuple(int(w) for w in overrides.get("widths", entry["widths"][size]))
+    if not widths or min(widths) < 1:
+        raise ModelError(f"widths must be positive integers, got {widths}.", fix="pass e.g. widths=(8, 16)")
+    if entry["backbone"] == "unet" and len(widths) < 2:
+        raise ModelError("a U-net needs at least 2 widths (levels).", fix="pass e.g. widths=(8, 16)")
+    k = int(overrides.get("kernel_size", 3))
+    if k < 1 or k % 2 == 0:
+        raise ModelError(f"kernel_size must be odd, got {k}.", fix="pass kernel_size=3")
+    kwargs = dict(family=entry["family"], um=entry["um"], mag=entry["mag"], kernel_size=k)
+    config = dict(name=name, t_in=t_in, n_scalars=n_scalars, size=size, widths=list(widths), kernel_size=k)
+    for key, default in entry["extra"].items():
+        val = int(overrides.get(key, default[size]))
+        if key == "group_order" and (val < 1 or val % 4):
+            raise ModelError(f"group_order must be a positive multiple of 4 (exact 90-degree rotations), got {val}.",
+                             fix="pass group_order=4 or 8")
+        if key == "n_scales" and val < 1:
+            raise ModelError(f"n_scales must be >= 1, got {val}.", fix="pass n_scales=3")
+        kwargs[key] = val
+        config[key] = val
+    cls = ResNet if entry["backbone"] == "resnet" else UNet
+    if entry["family"] == "rot":
+        # e2cnn caches basis-expansion modules in a global dict and shares them between every
+        # network built afterwards: moving one model to a GPU would move another's buffers.
+        # Emptying the cache around the build gives this model its own modules.
+        _clear_e2cnn_cache()
+        try:
+            model = cls(t_in, n_scalars, widths=widths, **kwargs)
+        finally:
+            _clear_e2cnn_cache()
+    else:
+        model = cls(t_in, n_scalars, widths=widths, **kwargs)
+    model.config = config
+    sym = entry["symmetries"]
+    if entry["family"] == "rot" and kwargs["group_order"] < 8:  # C4 has no element near 45 degrees
+        sym = tuple(k for k in sym if k != "rotate")
+    model.symmetries = sym
+    return model
