@@ -25,3 +25,18 @@ def test_import_is_light():
     code = "import sys, xequi; print('torch' in sys.modules, 'e2cnn' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_lazy_public_functions():
+    from xequi import checkpoint, train
+
+    assert xequi.load_model is checkpoint.load_model
+    assert xequi.save_model is checkpoint.save_model
+    assert xequi.fit is train.fit
+    assert "resnet" in xequi.models.available()
+    try:
+        xequi.no_such_thing
+    except AttributeError as err:
+        assert "no_such_thing" in str(err)
+    else:  # pragma: no cover
+        raise AssertionError("missing attribute did not raise")

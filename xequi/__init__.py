@@ -24,8 +24,34 @@ from xequi.errors import (
     XequiError,
 )
 
+# Public functions whose modules import torch / e2cnn: resolved on first use (PEP 562), so that
+# ``import xequi`` stays light and registering the accessor costs nothing. (The forecast function
+# is ``ds.equi.forecast`` or ``xequi.forecast.forecast``: ``xequi.forecast`` is its module.)
+_LAZY = {
+    "load_model": "xequi.checkpoint",
+    "save_model": "xequi.checkpoint",
+    "available_pretrained": "xequi.checkpoint",
+    "fit": "xequi.train",
+    "open_dataset": "xequi.ocean",
+    "models": None,
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        module = _LAZY[name]
+        value = importlib.import_module(f"xequi.{name}") if module is None else \
+            getattr(importlib.import_module(module), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'xequi' has no attribute {name!r}")
+
+
 __all__ = [
     "__version__",
+    *_LAZY,
     "catalog",
     "datasets",
     "XequiError",
