@@ -11,7 +11,9 @@ from xequi import accessor as _accessor  # noqa: F401  (registers the .equi acce
 from xequi import datasets
 from xequi._version import __version__
 from xequi.catalog import catalog
+from xequi.ocean import open_dataset
 from xequi.errors import (
+    DependencyError,
     CacheError,
     CheckpointError,
     GridError,
@@ -54,6 +56,7 @@ __all__ = [
     *_LAZY,
     "catalog",
     "datasets",
+    "open_dataset",
     "XequiError",
     "ParameterError",
     "VariableNotFoundError",
@@ -64,4 +67,5 @@ __all__ = [
     "CheckpointError",
     "CacheError",
     "NumericalInstabilityError",
+    "DependencyError",
 ]

@@ -4,7 +4,9 @@ The catalog file lives in ``catalogs/xequi.yaml`` (installed with the package as
 ``xequi/catalogs/xequi.yaml``). It uses intake's v1 YAML layout, which intake 2.x still reads
 through :func:`intake.open_catalog`; entries that xequi generates (simulations) use the
 :class:`RayleighBenardSource` driver defined here, which simulates on first use and caches the
-result as zarr.
+result as zarr; :class:`QGOceanSource` does the same for the QG ocean simulator, and
+:class:`GlobCurrentSource` opens real current files with :func:`xequi.open_dataset` (folder from
+the ``path`` parameter, default ``$XEQUI_GLOBCURRENT_DIR``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from intake.source.base import DataSource, Schema
 
 from xequi.errors import ParameterError
 
-__all__ = ["catalog", "catalog_path", "RayleighBenardSource"]
+__all__ = ["catalog", "catalog_path", "RayleighBenardSource", "GlobCurrentSource", "QGOceanSource"]
 
 # intake 2.0.x warns "Shell command not executed due to getshell=False" for EVERY parameter default
 # it expands, even those with no shell(...) in them. Not executing shell commands from catalogs is
@@ -115,3 +117,77 @@ class RayleighBenardSource(_XarraySource):
 
         ds = rayleigh_benard(preset=self.preset, seed=self.seed, cache=True, **self.kwargs)
         return ds.chunk(chunks) if chunks is not None else ds
+
+
+class QGOceanSource(_XarraySource):
+    """Intake source for :func:`xequi.datasets.qg_ocean` (two-layer QG turbulence, pyqg-jax).
+
+    Parameters
+    ----------
+    preset : str
+        ``"default"`` (small, not cached unless ``cache=True``), ``"experiment"``, ``"new_domain"``.
+    seed : int, optional
+        Seed of the initial condition (default: the preset's).
+    metadata : dict, optional
+    """
+
+    name = "xequi_qg_ocean"
+
+    def __init__(self, preset: str = "default", seed=None, cache=None, metadata=None, **kwargs):
+        if seed is not None and seed != "":
+            try:
+                seed = int(seed)
+            except (TypeError, ValueError):
+                raise ParameterError(f"seed must be an integer, got {seed!r}.",
+                                     fix="pass seed=0") from None
+        else:
+            seed = None
+        self.preset = str(preset)
+        self.seed = seed
+        self.cache = cache
+        self.kwargs = kwargs
+        super().__init__(metadata=metadata)
+
+    def _load(self, chunks):
+        from xequi.datasets import qg_ocean
+
+        ds = qg_ocean(preset=self.preset, seed=self.seed, cache=self.cache, **self.kwargs)
+        return ds.chunk(chunks) if chunks is not None else ds
+
+
+class GlobCurrentSource(_XarraySource):
+    """Intake source for real current files opened with :func:`xequi.open_dataset`.
+
+    Parameters
+    ----------
+    path : str
+        Folder of the files. Empty: ``$XEQUI_GLOBCURRENT_DIR``, else the shared folder beside
+        the repository (:func:`xequi.ocean.globcurrent_dir`).
+    pattern : str, default "*.nc"
+        File name pattern inside the folder.
+    drop_duplicate_times : {"report", "drop", "error"}
+        Passed to :func:`xequi.open_dataset`.
+    metadata : dict, optional
+    """
+
+    name = "xequi_globcurrent"
+
+    def __init__(self, path: str = "", pattern: str = "*.nc",
+                 drop_duplicate_times: str = "report", metadata=None, **kwargs):
+        self.path = str(path or "")
+        self.pattern = str(pattern or "*.nc")
+        self.drop_duplicate_times = str(drop_duplicate_times)
+        self.kwargs = kwargs
+        super().__init__(metadata=metadata)
+
+    def _load(self, chunks):
+        from xequi.ocean import globcurrent_dir, open_dataset
+
+        folder = globcurrent_dir(self.path or None)
+        return open_dataset(str(folder / self.pattern),
+                            drop_duplicate_times=self.drop_duplicate_times,
+                            chunks=chunks if chunks else None, **self.kwargs)
+
+    def read(self):
+        """Return the dataset, loaded into memory."""
+        return self._load(chunks=None).load()

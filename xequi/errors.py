@@ -19,6 +19,7 @@ __all__ = [
     "CheckpointError",
     "CacheError",
     "NumericalInstabilityError",
+    "DependencyError",
 ]
 
 
@@ -81,3 +82,7 @@ class NumericalInstabilityError(ParameterError):
     A :class:`ParameterError` because the fix is a parameter: more resolution, a smaller time
     step or a lower Rayleigh number.
     """
+
+
+class DependencyError(XequiError, ImportError):
+    """An optional package that this feature needs is not installed."""

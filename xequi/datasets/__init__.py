@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from xequi.datasets._cache import cache_dir, cached_simulation, clear_cache
+from xequi.datasets.qg_ocean import QG_PRESETS, qg_ocean, qg_preset_parameters
 from xequi.datasets.rayleigh_benard import (
     K_CRITICAL,
     PRESETS,
@@ -18,6 +19,9 @@ from xequi.datasets.rayleigh_benard import (
 
 __all__ = [
     "rayleigh_benard",
+    "qg_ocean",
+    "QG_PRESETS",
+    "qg_preset_parameters",
     "nusselt",
     "growth_rate",
     "PRESETS",
