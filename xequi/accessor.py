@@ -58,6 +58,24 @@ class EquiDatasetAccessor:
 
         return evaluate(self._obj, truth, **kwargs)
 
+    def forecast(self, model, steps: int = 10, **kwargs) -> xr.Dataset:
+        """Forecast with a model: :func:`xequi.forecast.forecast`."""
+        from xequi.forecast import forecast
+
+        return forecast(self._obj, model, steps=steps, **kwargs)
+
+    def equivariance_error(self, model, kind: str, **kwargs) -> xr.DataArray:
+        """Measured equivariance error of a model here: :func:`xequi.forecast.equivariance_error`."""
+        from xequi.forecast import equivariance_error
+
+        return equivariance_error(self._obj, model, kind, **kwargs)
+
+    def fit(self, model_or_name, **kwargs):
+        """Train a model on this Dataset: :func:`xequi.train.fit`."""
+        from xequi.train import fit
+
+        return fit(model_or_name, self._obj, **kwargs)
+
 
 @xr.register_dataarray_accessor("equi")
 class EquiDataArrayAccessor:
@@ -89,3 +107,10 @@ class EquiDataArrayAccessor:
         from xequi.diagnostics import rmse
 
         return rmse(self._obj, truth, **kwargs)
+
+    def forecast(self, model, steps: int = 10, **kwargs) -> xr.Dataset:
+        """Forecast a field: :func:`xequi.forecast.forecast` (a lone scalar field raises a
+        :class:`~xequi.errors.ModelError`: xequi's models take the velocity)."""
+        from xequi.forecast import forecast
+
+        return forecast(self._obj, model, steps=steps, **kwargs)

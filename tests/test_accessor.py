@@ -1,0 +1,73 @@
+"""The ``.equi`` accessors forward to the library functions (forecast, equivariance, fit)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+
+import xequi  # noqa: F401  (registers the accessors)
+from xequi import models
+from xequi.errors import ModelError
+from xequi.forecast import as_forecast_model, equivariance_error, forecast
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return as_forecast_model(models.create("um-resnet", t_in=2, widths=(4,)), dx="10 km",
+                             dt="1 h", units="m s-1")
+
+
+def test_dataset_forecast_forwards(cf_dataset, model):
+    ds = cf_dataset(nt=3, ny=16, nx=20)
+    a = ds.equi.forecast(model, steps=2, window=16, progress=False)
+    b = forecast(ds, model, steps=2, window=16, progress=False)
+    xr.testing.assert_allclose(a, b)
+    assert a.sizes["lead_time"] == 2
+
+
+def test_dataset_equivariance_error_forwards(cf_dataset, model):
+    ds = cf_dataset(nt=3, ny=16, nx=16)
+    kw = dict(steps=2, c=(0.5, -1.0), forecast_kwargs={"window": 16})
+    a = ds.equi.equivariance_error(model, "um", **kw)
+    b = equivariance_error(ds, model, "um", **kw)
+    xr.testing.assert_allclose(a, b)
+    assert a.dims == ("lead_time",) and float(a.max()) < 1e-4
+
+
+def test_dataarray_forecast_forwards_with_a_clear_error(cf_dataset, model):
+    da = cf_dataset(nt=3, ny=16, nx=16, scalars=("temp",))["temp"]
+    with pytest.raises(ModelError, match="velocity"):
+        da.equi.forecast(model, steps=1)
+
+
+def test_fit_forwards(cf_dataset, monkeypatch):
+    import xequi.train
+
+    seen = {}
+
+    def fake_fit(model_or_name, data, **kw):
+        seen.update(model=model_or_name, data=data, kw=kw)
+        return "fitted", {}
+
+    monkeypatch.setattr(xequi.train, "fit", fake_fit)
+    ds = cf_dataset(nt=3, ny=8, nx=8)
+    assert ds.equi.fit("resnet", epochs=1, t_in=2)[0] == "fitted"
+    assert seen["model"] == "resnet" and seen["data"] is ds
+    assert seen["kw"] == {"epochs": 1, "t_in": 2}
+
+
+def test_fit_then_forecast_round_trip(cf_dataset):
+    """A model fitted through the accessor carries a card that forecast accepts as is."""
+    ds = cf_dataset(nt=8, ny=16, nx=16)
+    fitted, history = ds.equi.fit("resnet", t_in=2, epochs=1, window=16, rollout_steps=1,
+                                  val_fraction=0.0, model_kwargs={"widths": (4,)},
+                                  progress=False, device="cpu")
+    fc = ds.equi.forecast(fitted, steps=2, progress=False)
+    assert fc.u.shape == (1, 2, 16, 16) and np.isfinite(fc.u).all()
+    assert fc.attrs["forecast_window"] == [16, 16]  # the training window, from the card
+    assert fc.attrs["model_weights_sha256"] == fitted.card["weights_sha256"]

@@ -1,0 +1,484 @@
+"""Tests of xequi.forecast: layout, units, grid checks, init times, windows, dask, symmetries."""
+
+from __future__ import annotations
+
+import copy
+import doctest
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+
+import xequi.forecast as F
+from xequi import models
+from xequi.diagnostics import persistence_forecast
+from xequi.errors import (
+    GridError,
+    MissingDataError,
+    ModelError,
+    ParameterError,
+    UnitsError,
+    VariableNotFoundError,
+    XequiError,
+)
+from xequi.forecast import as_forecast_model, equivariance_error, forecast
+
+torch.set_num_threads(1)
+
+
+def tiny(name="resnet", t_in=2, seed=0, dx="10 km", dt="1 h", units="m s-1", **kw):
+    """An untrained small model with a minimal card (10 km, 1 h, m s-1 by default)."""
+    torch.manual_seed(seed)
+    widths = kw.pop("widths", (2, 2) if ("rot" in name or "scale" in name) else (4, 4))
+    scalars = kw.pop("scalars", None)
+    net = models.create(name, t_in=t_in, widths=widths, **kw)
+    return as_forecast_model(net, dx=dx, dt=dt, units=units, scalars=scalars)
+
+
+@pytest.fixture(scope="module")
+def resnet():
+    return tiny("resnet")
+
+
+# --------------------------------------------------------------------------------------------
+# layout
+# --------------------------------------------------------------------------------------------
+def test_layout_matches_persistence_and_keeps_input_labels(cf_dataset, resnet):
+    ds = cf_dataset(nt=4, ny=40, nx=50)  # y ascending: flipped into the model frame and back
+    fc = forecast(ds, resnet, steps=3, window=32, progress=False)
+    assert fc.u.dims == ("init_time", "lead_time", "y", "x")
+    assert fc.u.shape == (1, 3, 40, 50)
+    xr.testing.assert_identical(fc.x, ds.x)
+    xr.testing.assert_identical(fc.y, ds.y)
+    assert fc.init_time.values[0] == ds.time.values[-1]
+    assert np.issubdtype(fc.lead_time.dtype, np.timedelta64)
+    assert (fc.lead_time.values == np.arange(1, 4) * np.timedelta64(1, "h")).all()
+    assert (fc.valid_time.values[0] == ds.time.values[-1] + fc.lead_time.values).all()
+    for n in ("u", "v"):
+        assert fc[n].attrs["units"] == ds[n].attrs["units"]
+        assert fc[n].attrs["standard_name"] == ds[n].attrs["standard_name"]
+        assert np.isfinite(fc[n]).all()
+    pers = persistence_forecast(ds, ds.time.values[-1:], steps=3)
+    assert fc.u.dims == pers.u.dims
+    for c in ("lead_time", "init_time", "valid_time"):
+        assert fc[c].attrs == pers[c].attrs, c
+        assert fc[c].dims == pers[c].dims
+        np.testing.assert_array_equal(fc[c].values, pers[c].values)
+    a = fc.attrs
+    assert a["model"] == "resnet" and a["forecast_steps"] == 3
+    assert a["model_weights_sha256"].startswith("sha256:")
+    assert "translations" in a["model_symmetry_group"]
+    assert a["xequi_version"] and a["created"]
+
+
+def test_numeric_time_gives_numeric_lead_time(cf_dataset, resnet):
+    ds = cf_dataset(nt=3, ny=20, nx=20)
+    ds = ds.assign_coords(time=("time", np.arange(3) * 3600.0, {"units": "s", "axis": "T"}))
+    fc = forecast(ds, resnet, steps=2, window=16, progress=False)
+    np.testing.assert_array_equal(fc.lead_time.values, [3600.0, 7200.0])
+    assert fc.lead_time.attrs["units"] == "s"
+    assert fc.lead_time.attrs["standard_name"] == "forecast_period"
+    assert fc.init_time.attrs["standard_name"] == "forecast_reference_time"
+
+
+def test_any_domain_size_every_cell_covered(cf_dataset):
+    m = tiny("resnet", t_in=1)
+    ds = cf_dataset(nt=1 + 1, ny=200, nx=333)
+    fc = forecast(ds, m, steps=1, progress=False)  # 64-cell windows from the default
+    assert fc.attrs["forecast_window"] == [64, 64]
+    assert fc.u.shape == (1, 1, 200, 333)
+    xr.testing.assert_identical(fc.x, ds.x)
+    xr.testing.assert_identical(fc.y, ds.y)
+    assert np.isfinite(fc.u).all() and np.isfinite(fc.v).all()
+
+
+def test_rollout_is_whole_domain_per_step(cf_dataset, resnet):
+    """Step 2 of a rollout == a 1-step forecast from the data extended by the stitched step 1."""
+    ds = cf_dataset(nt=3, ny=40, nx=56)
+    fc = forecast(ds, resnet, steps=2, window=32, progress=False)
+    step1 = fc.isel(init_time=0, lead_time=0).drop_vars(["init_time", "lead_time", "valid_time"])
+    t_next = ds.time.values[-1] + np.timedelta64(1, "h")
+    ext = xr.concat([ds, step1.expand_dims(time=[t_next])], dim="time")
+    ext["time"].attrs = ds.time.attrs
+    again = forecast(ext, resnet, steps=1, window=32, progress=False)
+    np.testing.assert_allclose(again.u.values[0, 0], fc.u.values[0, 1], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(again.v.values[0, 0], fc.v.values[0, 1], rtol=1e-5, atol=1e-6)
+
+
+def test_init_time_options(cf_dataset, resnet):
+    ds = cf_dataset(nt=6, ny=16, nx=16)
+    t = ds.time.values
+    kw = dict(steps=1, window=16, progress=False)
+    one = forecast(ds, resnet, init_time=t[3], **kw)
+    np.testing.assert_array_equal(one.init_time.values, [t[3]])
+    assert forecast(ds, resnet, init_time="2020-01-01T02", **kw).init_time.values[0] == t[2]
+    assert forecast(ds, resnet, init_time=[t[2], t[5]], **kw).sizes["init_time"] == 2
+    sl = forecast(ds, resnet, init_time=slice(t[2], t[4]), **kw)
+    np.testing.assert_array_equal(sl.init_time.values, t[2:5])
+    whole = forecast(ds, resnet, init_time=slice(None, None), **kw)  # from the first usable
+    np.testing.assert_array_equal(whole.init_time.values, t[1:])
+    # each init uses the t_in frames up to it: same result as cutting the data there
+    cut = forecast(ds.isel(time=slice(0, 4)), resnet, **kw)
+    np.testing.assert_allclose(sl.u.sel(init_time=t[3]).values, cut.u.values[0], rtol=1e-6)
+
+
+def test_init_time_errors_name_time_and_first_usable(cf_dataset, resnet):
+    ds = cf_dataset(nt=4, ny=16, nx=16)
+    kw = dict(steps=1, window=16, progress=False)
+    with pytest.raises(MissingDataError, match="2021-01-01.*first usable init time is "
+                                               "2020-01-01T01"):
+        forecast(ds, resnet, init_time="2021-01-01", **kw)
+    with pytest.raises(MissingDataError, match="only 1 frame.*t_in = 2.*2020-01-01T01"):
+        forecast(ds, resnet, init_time=ds.time.values[0], **kw)
+    with pytest.raises(MissingDataError, match="first usable"):
+        forecast(ds, resnet, init_time=slice("2020-01-01T00", "2020-01-01T02"), **kw)
+    with pytest.raises(ModelError, match="t_in = 5.*1 time step"):
+        forecast(ds.isel(time=[0]), tiny("resnet", t_in=5), **kw)
+
+
+# --------------------------------------------------------------------------------------------
+# units and grid
+# --------------------------------------------------------------------------------------------
+def test_km_and_cm_per_s_give_the_same_forecast_as_m_and_m_per_s(cf_dataset, resnet):
+    a = cf_dataset(nt=3, ny=30, nx=40, xy_units="km", spacing=10.0, units="m s-1")
+    b = cf_dataset(nt=3, ny=30, nx=40, xy_units="m", spacing=10000.0, units="cm s-1")
+    b["u"] = b.u.copy(data=a.u.values * 100.0)
+    b["v"] = b.v.copy(data=a.v.values * 100.0)
+    fa = forecast(a, resnet, steps=2, window=32, progress=False)
+    fb = forecast(b, resnet, steps=2, window=32, progress=False)
+    assert fb.u.attrs["units"] == "cm s-1"
+    np.testing.assert_allclose(fb.u.values / 100.0, fa.u.values, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(fb.v.values / 100.0, fa.v.values, rtol=1e-5, atol=1e-6)
+
+
+def test_grid_mismatch_is_refused(cf_dataset, resnet):
+    kw = dict(steps=1, window=16, progress=False)
+    with pytest.raises(GridError, match=r"relative tolerance 0.001.*dx = 20.* 10 km"):
+        forecast(cf_dataset(nt=3, ny=16, nx=16, spacing=20.0), resnet, **kw)
+    with pytest.raises(GridError, match="dt = 7200"):
+        forecast(cf_dataset(nt=3, ny=16, nx=16, dt_hours=2.0), resnet, **kw)
+    # within the tolerance: accepted
+    forecast(cf_dataset(nt=3, ny=16, nx=16, spacing=10.005), resnet, **kw)
+
+
+def test_scale_equivariant_model_rescales_by_pint_factor(cf_dataset):
+    m = tiny("scale-resnet")
+    small = cf_dataset(nt=3, ny=32, nx=32, spacing=10.0, dt_hours=1.0)
+    big = cf_dataset(nt=3, ny=32, nx=32, spacing=20.0, dt_hours=4.0)  # λ = 2, λ² = 4
+    big["u"], big["v"] = big.u.copy(data=small.u.values / 2), big.v.copy(data=small.v.values / 2)
+    fb = forecast(big, m, steps=2, window=32, progress=False)
+    fs = forecast(small, m, steps=2, window=32, progress=False)
+    assert fb.attrs["forecast_scale_factor"] == pytest.approx(2.0)
+    assert (fb.lead_time.values == np.array([4, 8]) * np.timedelta64(1, "h")).all()
+    # w_model = λ w_data: the big-grid data are the small-grid data seen at scale 2
+    np.testing.assert_allclose(fb.u.values * 2, fs.u.values, rtol=1e-5, atol=1e-6)
+    with pytest.raises(GridError, match="inconsistent"):  # dt not ∝ dx²
+        forecast(cf_dataset(nt=3, ny=32, nx=32, spacing=20.0, dt_hours=1.0), m, steps=1,
+                 window=32, progress=False)
+
+
+def test_units_and_variable_mismatch(cf_dataset, resnet):
+    kw = dict(steps=1, window=16, progress=False)
+    with pytest.raises(UnitsError, match="velocity|dimensionality"):
+        forecast(cf_dataset(nt=3, ny=16, nx=16, units="degC"), resnet, **kw)
+    nondim = tiny("resnet", dx="0.1 dimensionless", dt="1 dimensionless", units="1")
+    with pytest.raises(UnitsError, match="cannot be converted to '1'"):
+        forecast(cf_dataset(nt=3, ny=16, nx=16), nondim, **kw)
+    with pytest.raises(GridError, match="cannot be compared"):
+        forecast(cf_dataset(nt=3, ny=16, nx=16, units="1"), nondim, **kw)
+    with_t = tiny("resnet", n_scalars=1, scalars={"temp": "degC"})
+    with pytest.raises(VariableNotFoundError, match="scalar channel 'temp'"):
+        forecast(cf_dataset(nt=3, ny=16, nx=16), with_t, **kw)
+    ds_t = cf_dataset(nt=3, ny=16, nx=16, scalars=("temp",))
+    fc = forecast(ds_t, with_t, **kw)
+    assert set(fc.data_vars) == {"u", "v", "temp"} and fc.temp.attrs["units"] == "degC"
+    with pytest.raises(ModelError, match="takes 2 channels"):
+        forecast(ds_t, resnet, scalars=["temp"], **kw)
+    with pytest.raises(VariableNotFoundError):
+        forecast(cf_dataset(nt=3, ny=16, nx=16, names=("a", "b"), standard_names=None),
+                 resnet, **kw)
+
+
+# --------------------------------------------------------------------------------------------
+# bad input
+# --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("steps", [0, -2, 1.5, True])
+def test_steps_must_be_positive(cf_dataset, resnet, steps):
+    with pytest.raises(ParameterError, match="steps"):
+        forecast(cf_dataset(nt=3, ny=16, nx=16), resnet, steps=steps, progress=False)
+
+
+def test_nan_needs_a_fill_choice_and_land_comes_back_nan(cf_dataset, resnet):
+    ds = cf_dataset(nt=3, ny=20, nx=20)
+    ds["u"][:, 3:6, 4:8] = np.nan
+    ds["v"][:, 3:6, 4:8] = np.nan
+    with pytest.raises(MissingDataError, match="fill='zero'"):
+        forecast(ds, resnet, steps=1, window=16, progress=False)
+    fc = forecast(ds, resnet, steps=2, window=16, fill="zero", progress=False)
+    land = np.isnan(ds.u.isel(time=0).values)
+    assert np.isnan(fc.u.values[0, :, land]).all()
+    assert np.isfinite(fc.u.values[0, :, ~land]).all()
+
+
+def test_model_without_card_and_unknown_model(cf_dataset):
+    ds = cf_dataset(nt=3, ny=16, nx=16)
+    with pytest.raises(ModelError, match="as_forecast_model"):
+        forecast(ds, models.create("resnet", t_in=2, widths=(4,)), steps=1, progress=False)
+    with pytest.raises(ModelError, match="no pretrained weights"):
+        forecast(ds, "no-such-model", steps=1, progress=False)
+    with pytest.raises(ModelError, match="model must be"):
+        forecast(ds, 42, steps=1, progress=False)
+
+
+def test_input_is_never_mutated(cf_dataset, resnet):
+    ds = cf_dataset(nt=3, ny=20, nx=24, scalars=())
+    ds["u"][0, 0, 0] = np.nan
+    before = copy.deepcopy(ds)
+    forecast(ds, resnet, steps=2, window=16, fill="zero", progress=False)
+    xr.testing.assert_identical(ds, before)
+
+
+def test_output_writing(cf_dataset, resnet, tmp_path):
+    ds = cf_dataset(nt=3, ny=16, nx=16)
+    kw = dict(steps=1, window=16, progress=False)
+    p = tmp_path / "fc.zarr"
+    fc = forecast(ds, resnet, out=p, **kw)
+    back = xr.open_zarr(p).load()
+    np.testing.assert_allclose(back.u.values, fc.u.values)
+    assert back.lead_time.attrs["standard_name"] == "forecast_period"
+    with pytest.raises(ParameterError, match="already exists"):
+        forecast(ds, resnet, out=p, **kw)
+    forecast(ds, resnet, out=p, overwrite=True, **kw)
+    nc = tmp_path / "fc.nc"
+    forecast(ds, resnet, out=nc, **kw)
+    assert xr.open_dataset(nc).u.shape == (1, 1, 16, 16)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    with pytest.raises(ParameterError, match="cannot be written"):
+        forecast(ds, resnet, out=blocker / "fc.zarr", **kw)
+    with pytest.raises(ParameterError, match="extension"):
+        forecast(ds, resnet, out=tmp_path / "fc.txt", **kw)
+    assert sorted(q.name for q in tmp_path.iterdir()) == ["a_file", "fc.nc", "fc.zarr"]
+
+
+def test_dataarray_of_a_scalar_field_gives_a_clear_error(cf_dataset, resnet):
+    da = cf_dataset(nt=3, ny=16, nx=16, scalars=("temp",))["temp"]
+    with pytest.raises(ModelError, match="velocity.*first two channels"):
+        da.equi.forecast(resnet, steps=1)
+
+
+def test_progress_bar(cf_dataset, resnet, capsys):
+    ds = cf_dataset(nt=3, ny=16, nx=16)
+    forecast(ds, resnet, steps=2, window=16, progress=False)
+    assert capsys.readouterr().err == ""
+    forecast(ds, resnet, steps=2, window=16, progress=True)
+    assert "forecast resnet" in capsys.readouterr().err
+
+
+def test_checkpoint_path_and_exported_model(cf_dataset, resnet, tmp_path):
+    from xequi.checkpoint import save_model
+
+    ds = cf_dataset(nt=3, ny=16, nx=16)
+    p = save_model(resnet, tmp_path / "m")
+    a = forecast(ds, str(p), steps=2, window=16, progress=False)
+    b = forecast(ds, resnet, steps=2, window=16, progress=False)
+    np.testing.assert_allclose(a.u.values, b.u.values, rtol=1e-6)
+    assert a.attrs["model_weights_sha256"] == b.attrs["model_weights_sha256"]
+
+
+# --------------------------------------------------------------------------------------------
+# dask
+# --------------------------------------------------------------------------------------------
+def test_dask_is_lazy_and_equal_on_a_local_cluster(cf_dataset, resnet):
+    import dask.array as dsa
+    from dask.distributed import Client, LocalCluster
+
+    ds = cf_dataset(nt=5, ny=24, nx=32)
+    eager = forecast(ds, resnet, steps=2, init_time=ds.time.values[2:], window=16,
+                     progress=False)
+    from dask.callbacks import Callback
+
+    computed = []
+    with Callback(start=lambda dsk: computed.append(len(dsk))):
+        lazy = forecast(ds.chunk({"time": 1}), resnet, steps=2, init_time=ds.time.values[2:],
+                        window=16, progress=False)
+    assert computed == []  # nothing computed when the forecast is built
+    assert isinstance(lazy.u.data, dsa.Array) and isinstance(lazy.v.data, dsa.Array)
+    assert lazy.u.data.chunks[0] == (1, 1, 1)  # one task per init time
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                      silence_logs=40) as cluster, Client(cluster):
+        got = lazy.compute()
+    xr.testing.assert_allclose(got, eager, rtol=1e-6, atol=1e-7)
+    assert got.attrs["model"] == eager.attrs["model"]
+    # NaN without a fill choice: the xequi error surfaces when the task runs
+    bad = ds.copy(deep=True)
+    bad["u"][-1, 0, 0] = np.nan
+    lazy_bad = forecast(bad.chunk({"time": 1}), resnet, steps=1, window=16, progress=False)
+    with pytest.raises(MissingDataError, match="fill='zero'"):
+        lazy_bad.compute(scheduler="synchronous")
+
+
+# --------------------------------------------------------------------------------------------
+# symmetry of the whole pipeline
+# --------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def equi_models():
+    # 4 residual blocks: receptive radius 10 cells, more than the 8 cells of context that crop
+    # stitching guarantees with 64-cell windows, so the window layout matters for the result
+    deep = {"widths": (2, 2, 2, 2)}
+    return {"rot-resnet": tiny("rot-resnet", **deep), "um-resnet": tiny("um-resnet", **deep),
+            "mag-resnet": tiny("mag-resnet", **deep), "resnet": tiny("resnet", **deep)}
+
+
+@pytest.mark.parametrize("n", [96, 128])
+@pytest.mark.parametrize("name, kind, params", [
+    ("rot-resnet", "rot90", {"k": 1}),
+    ("rot-resnet", "rot90", {"k": 2}),
+    ("um-resnet", "uniform_motion", {"c": (0.7, -1.3)}),
+    ("mag-resnet", "magnitude", {"lam": 2.5}),
+    ("mag-resnet", "magnitude", {"lam": 0.3}),
+])
+def test_pipeline_is_equivariant_on_square_domains(cf_dataset, equi_models, n, name, kind,
+                                                   params):
+    ds = cf_dataset(nt=3, ny=n, nx=n)  # 64-cell windows: 96 is not a multiple of the window
+    err = equivariance_error(ds, equi_models[name], kind, steps=2, **params)
+    assert err.dims == ("lead_time",) and err.sizes["lead_time"] == 2
+    assert float(err.max()) < 1e-4, err.values
+
+
+def test_plain_resnet_fails_the_rotation_and_um_versions(cf_dataset, equi_models):
+    ds = cf_dataset(nt=3, ny=96, nx=96)
+    assert float(equivariance_error(ds, equi_models["resnet"], "rot90", k=1).min()) > 1e-2
+    assert float(equivariance_error(ds, equi_models["resnet"], "um", c=(0.7, -1.3)).min()) > 1e-2
+
+
+def test_rotation_on_non_square_domains(cf_dataset, equi_models):
+    """Measured, documented in the module docstring: square windows keep rot90 exact on any
+    rectangle (the per-axis layout depends on the axis length only); non-square windows do not
+    once the receptive field exceeds the stitching context."""
+    ds = cf_dataset(nt=3, ny=96, nx=130)
+    m = equi_models["rot-resnet"]
+    exact = equivariance_error(ds, m, "rot90", k=1, steps=2)
+    assert float(exact.max()) < 1e-4, exact.values
+    broken = equivariance_error(ds, m, "rot90", k=1, steps=2,
+                                forecast_kwargs={"window": (64, 48)})
+    assert float(broken.min()) > 1e-3, broken.values
+
+
+def test_doctests():
+    res = doctest.testmod(F, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert res.failed == 0 and res.attempted > 0
+
+
+def test_errors_are_xequi_errors(cf_dataset, resnet):
+    with pytest.raises(XequiError):
+        forecast(cf_dataset(nt=3, ny=16, nx=16), resnet, steps=1, batch_size=0)
+    with pytest.raises(XequiError):
+        forecast(cf_dataset(nt=3, ny=16, nx=16), resnet, steps=1, device="nonsense")
+
+
+def test_parse_init_time_for_the_command_line(cf_dataset, resnet):
+    ds = cf_dataset(nt=5, ny=16, nx=16)
+    t = ds.time.values
+    assert F.parse_init_time(None) is None and F.parse_init_time("last", ds) is None
+    sl = F.parse_init_time("2020-01-01T02:00..2020-01-01T04", ds)
+    fc = forecast(ds, resnet, init_time=sl, steps=1, window=16, progress=False)
+    np.testing.assert_array_equal(fc.init_time.values, t[2:5])
+    assert F.parse_init_time("2020-01-01T02,2020-01-01T03", ds) == [t[2], t[3]]
+    num = ds.assign_coords(time=("time", np.arange(5) * 3600.0, {"units": "s"}))
+    assert F.parse_init_time("..7200", num) == slice(None, 7200.0)
+    with pytest.raises(ParameterError, match="cannot be read"):
+        F.parse_init_time("noon", num)
+
+
+def test_own_network_with_a_card_and_as_forecast_model(cf_dataset):
+    class Persist(torch.nn.Module):
+        def forward(self, x):
+            return x[:, -1]
+
+    ds = cf_dataset(nt=3, ny=20, nx=20)
+    m = as_forecast_model(Persist(), dx="10 km", dt="1 h", t_in=2, name="persist")
+    assert m.card["name"] == "persist" and m.card["symmetries"] == []
+    fc = forecast(ds, m, steps=3, window=16, progress=False)
+    # persistence through windows, stitching, units and orientation: the last frame, exactly
+    for k in range(3):
+        np.testing.assert_allclose(fc.u.values[0, k], ds.u.values[-1], rtol=1e-6, atol=1e-6)
+    bare = Persist()
+    bare.card = dict(m.card)  # a bare module carrying a card is wrapped
+    fc2 = forecast(ds, bare, steps=1, window=16, progress=False)
+    np.testing.assert_allclose(fc2.v.values[0, 0], ds.v.values[-1], rtol=1e-6, atol=1e-6)
+    with pytest.raises(ModelError, match="t_in"):
+        as_forecast_model(Persist(), dx="10 km")
+
+
+def test_extra_dimensions_are_refused_with_a_fix(cf_dataset, resnet):
+    ds = cf_dataset(nt=3, ny=16, nx=16).expand_dims(depth=[0.0, 5.0])
+    with pytest.raises(ParameterError, match=r"ds.isel\(depth=0\)"):
+        forecast(ds, resnet, steps=1, window=16, progress=False)
+
+
+def test_latlon_descending_grid_round_trips_orientation(cf_dataset):
+    from xequi.fields import grid_spacing
+
+    class Persist(torch.nn.Module):
+        def forward(self, x):
+            return x[:, -1]
+
+    ds = cf_dataset(nt=3, ny=20, nx=24, latlon=True, spacing=0.25, y_ascending=False,
+                    x_ascending=False)
+    g = grid_spacing(ds)
+    m = as_forecast_model(Persist(), dx=g.dx, dy=g.dy, dt="1 h", t_in=2)
+    fc = forecast(ds, m, steps=1, window=16, progress=False)
+    xr.testing.assert_identical(fc.lat, ds.lat)
+    xr.testing.assert_identical(fc.lon, ds.lon)
+    assert fc.u.dims == ("init_time", "lead_time", "lat", "lon")
+    np.testing.assert_allclose(fc.u.values[0, 0], ds.u.values[-1], rtol=1e-6, atol=1e-6)
+    with pytest.raises(GridError, match="dy"):  # the card's dy differs by 2 %
+        forecast(ds, as_forecast_model(Persist(), dx=g.dx, dy=g.dy * 1.02, dt="1 h", t_in=2),
+                 steps=1, window=16, progress=False)
+
+
+def test_windows_stream_through_the_model_in_batches(cf_dataset):
+    from xequi.windows import plan_windows
+
+    sizes = []
+
+    class Spy(torch.nn.Module):
+        def forward(self, x):
+            sizes.append(x.shape[0])
+            return x[:, -1]
+
+    m = as_forecast_model(Spy(), dx="10 km", dt="1 h", t_in=2)
+    ds = cf_dataset(nt=3, ny=100, nx=90)
+    forecast(ds, m, steps=2, window=32, batch_size=3, progress=False)
+    n = plan_windows((100, 90), window=32).n_windows
+    assert max(sizes) == 3 and sum(sizes) == 2 * n  # every window, every step, 3 at a time
+    assert len(sizes) == 2 * -(-n // 3)
+
+
+def test_exported_model_is_cached_until_the_weights_change(cf_dataset):
+    m = tiny("resnet")
+    ds = cf_dataset(nt=3, ny=16, nx=16)
+    kw = dict(steps=1, window=16, progress=False)
+    a = forecast(ds, m, **kw)
+    first = F._exported(m)
+    assert F._exported(m) is first  # cached
+    with torch.no_grad():
+        m.model.project.conv.bias.data += 1.0  # a write through .data: no version bump
+    assert F._exported(m) is not first
+    b = forecast(ds, m, **kw)
+    assert not np.allclose(a.u.values, b.u.values)
+
+
+def test_lazy_from_a_zarr_store_matches_eager(cf_dataset, resnet, tmp_path):
+    from xequi.io import write_dataset
+
+    ds = cf_dataset(nt=4, ny=20, nx=24)
+    write_dataset(ds, tmp_path / "in.zarr")
+    lazy_in = xr.open_zarr(tmp_path / "in.zarr")
+    kw = dict(steps=2, init_time=slice(None, None), window=16, progress=False)
+    lazy = forecast(lazy_in, resnet, **kw)
+    assert lazy.u.chunks is not None
+    got = lazy.compute(scheduler="synchronous")
+    xr.testing.assert_allclose(got, forecast(ds, resnet, **kw), rtol=1e-6, atol=1e-7)

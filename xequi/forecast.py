@@ -1,0 +1,1130 @@
+"""Forecast a CF dataset with a trained model: whole-domain autoregressive rollout over windows.
+
+:func:`forecast` (``ds.equi.forecast``) runs the data flow of ``docs/architecture.md`` end to end:
+
+1. **fields** -- find u, v (and the model's scalar channels) and the grid; convert to the units of
+   the model card's channels; map to the model frame (image orientation, land filled per ``fill``);
+2. **grid check** -- the data's ``dx``, ``dy`` and time step must match the model card within
+   :data:`GRID_RTOL` (relative), unless the model is scale-equivariant (``"scale"`` in its
+   symmetries): then the velocity is rescaled by the pint-derived factor
+   λ = :func:`xequi.symmetry.scale_factor` (``w_model = λ w_data``, ``λ = dx_data / dx_model``,
+   consistent with ``dt_data = λ² dt_model``; the convention of :func:`xequi.symmetry.scale`),
+   and mapped back by 1/λ;
+3. **windows + model** -- at every step the current state (the last ``t_in`` frames on the WHOLE
+   grid) is cut into the model's windows (:func:`xequi.windows.plan_windows`, symmetric padded
+   layout), the windows are streamed through the exported network in batches
+   (:func:`xequi.windows.iter_windows`), and the predicted windows are stitched back onto the full
+   grid (:func:`xequi.windows.stitch`, crop-centre) before the next step;
+4. **back** -- the predicted frames go back to the user's names, units, orientation and
+   coordinates (:func:`xequi.fields.from_model_frame`), land is NaN, and the result is labelled
+   ``(init_time, lead_time, <y>, <x>)`` with CF forecast coordinates and provenance attrs (the
+   layout of :func:`xequi.diagnostics.persistence_forecast`).
+
+On dask-backed input the result is lazy: one task per init time (``dask.delayed``), assembled
+with :mod:`dask.array`; it runs on whatever scheduler is active (e.g. a
+``dask.distributed.LocalCluster``) and gives the same numbers as the eager path.
+
+Symmetry of the whole pipeline
+------------------------------
+Unit conversion and the normalization are multiplications by positive constants (and offsets
+that the training keeps at zero on the velocity), the window padding is a reflection or a wrap
+(both commute with adding a constant and with multiplying by λ > 0), and the window layout and
+the crop-stitching ownership rule are symmetric under the reflections of each axis. Hence, for a
+model that is exactly equivariant, ``forecast(transform(ds, g)) == transform(forecast(ds), g)``
+for uniform motion and magnitude on any domain, and for 90-degree rotations whenever the window
+is square (``wy == wx``, equal overlaps): the per-axis layout depends only on the axis length, so
+the rotated layout of an ``ny × nx`` domain *is* the layout of the rotated ``nx × ny`` domain --
+square or not, multiple of the window or not (the periodic flags, if any, must be swapped with
+the axes). Measured with untrained small models whose receptive field (radius 10 cells: 4
+residual blocks) exceeds the 8 cells of context that crop stitching guarantees with 64-cell
+windows, so that the window layout does matter (``tests/test_forecast.py``; float32, CPU,
+2 steps), relative errors per lead time:
+
+* square 96×96 and 128×128, 64-cell windows: rot-resnet under ``rot90`` 8e-7 / 1e-6; um-resnet
+  under uniform motion 1.5e-7; mag-resnet under magnitude 1.2e-7 (all < 1e-4); the plain resnet
+  1.4 under ``rot90`` and 2.2 / 1.2 under uniform motion (> 1e-2);
+* NON-square 96×130 (not a multiple of the window), rot-resnet under ``rot90`` (k=1): 8.1e-7 /
+  1.0e-6 -- exact as well, by the argument above (the domain need not be rotation-invariant:
+  the rotated forecast is compared with the forecast of the rotated, 130×96, dataset);
+* what does break it is a NON-square window: window (64, 48) gives 1.2e-2 / 1.5e-2 under
+  ``rot90`` on 96×130 (1.3e-2 / 1.7e-2 on 96×96), because rotating the data swaps which axis gets
+  the 48-cell windows. Keep windows square (the default) when rotation consistency matters.
+  (With a receptive field within the stitching context the result does not depend on the
+  window layout at all, and even such windows are exact.)
+
+:func:`equivariance_error` measures ``‖F(g·ds) − g·F(ds)‖ / ‖g·F(ds)‖`` per lead time on a
+dataset.
+
+Bring your own network with :func:`as_forecast_model`, which writes the minimal model card
+(grid spacing, time step, channel units) that :func:`forecast` needs.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as _dt
+import math
+import os
+import uuid
+import weakref
+from collections.abc import Mapping, Sequence
+from numbers import Integral
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from xequi._version import __version__
+from xequi.errors import (
+    GridError,
+    MissingDataError,
+    ModelError,
+    ParameterError,
+    UnitsError,
+    VariableNotFoundError,
+)
+
+__all__ = [
+    "GRID_RTOL",
+    "DEFAULT_WINDOW",
+    "forecast",
+    "equivariance_error",
+    "as_forecast_model",
+    "resolve_model",
+    "model_info",
+    "parse_init_time",
+]
+
+#: Relative tolerance of the grid-spacing / time-step check against the model card.
+GRID_RTOL = 1e-3
+#: Window size used when the model card records none.
+DEFAULT_WINDOW = 64
+_DEFAULT_BATCH = {"cpu": 32, "cuda": 64}
+
+
+# --------------------------------------------------------------------------------------------
+# the model
+# --------------------------------------------------------------------------------------------
+def _ureg():
+    from cf_xarray.units import units
+
+    return units
+
+
+def _quantity(text, what: str):
+    """A card grid entry (``"5000 m"``) as a quantity of cf-xarray's registry (that of fields)."""
+    if text is None:
+        return None
+    ureg = _ureg()
+    if hasattr(text, "magnitude") and hasattr(text, "units"):
+        text = f"{text.magnitude} {text.units}"
+    try:
+        return ureg.Quantity(str(text))
+    except Exception as err:
+        raise ModelError(f"the model card's grid entry {what}={text!r} cannot be parsed ({err}).",
+                         fix="re-save the model with a card whose grid entries are quantity "
+                             "strings such as '5000 m' (see as_forecast_model)") from None
+
+
+def as_forecast_model(net, *, dx=None, dy=None, dt=None, units: str = "m s-1",
+                      scalars: Mapping[str, str] | None = None, names=("u", "v"),
+                      standard_names=(None, None), t_in: int | None = None,
+                      name: str | None = None, window=None, scale=None, offset=None):
+    """Wrap a network and the minimal model card :func:`forecast` needs.
+
+    Parameters
+    ----------
+    net : torch.nn.Module
+        ``(B, t_in, C, H, W) -> (B, C, H, W)`` in the model frame (channels ``[u, v, *scalars]``,
+        see ``docs/architecture.md``); a model of :func:`xequi.models.create` or your own. A
+        :class:`xequi.train.NormalizedModel` keeps its normalization.
+    dx, dy, dt : str or pint.Quantity, optional
+        Grid spacing and time step the network was trained on (``"5 km"``, ``"1 h"``). ``dy``
+        defaults to ``dx``. Not recorded: the grid is not checked.
+    units : str, default "m s-1"
+        Units of the velocity channels.
+    scalars : mapping of str to str, optional
+        Scalar channels after (u, v), in order: ``{variable name: units}``.
+    names, standard_names : pair of str
+        Names / CF standard names recorded for the velocity channels.
+    t_in : int, optional
+        Input frames; default ``net.config["t_in"]`` or ``net.t_in``.
+    name : str, optional
+        Model name for provenance; default ``net.config["name"]`` or the class name.
+    window : int or (int, int), optional
+        Window size to forecast with (default :data:`DEFAULT_WINDOW`).
+    scale, offset : sequence of float, optional
+        Normalization applied around ``net`` (see :class:`xequi.train.NormalizedModel`).
+
+    Returns
+    -------
+    xequi.train.NormalizedModel
+        In eval mode, with ``.card``.
+
+    Raises
+    ------
+    ModelError
+        ``net`` is not a torch module or ``t_in`` cannot be told.
+
+    Examples
+    --------
+    >>> from xequi import models
+    >>> m = as_forecast_model(models.create("resnet", t_in=2, widths=(4,)), dx="10 km", dt="1 h")
+    >>> m.card["t_in"], m.card["grid"], [c["units"] for c in m.card["channels"]]
+    (2, {'dx': '10 km', 'dy': '10 km', 'dt': '1 h'}, ['m s-1', 'm s-1'])
+    """
+    import torch
+
+    from xequi import checkpoint as ck
+    from xequi.train import NormalizedModel
+
+    if not isinstance(net, torch.nn.Module):
+        raise ModelError(f"net must be a torch.nn.Module, got {type(net).__name__}.",
+                         fix="pass a network mapping (B, t_in, C, H, W) to (B, C, H, W)")
+    if isinstance(net, NormalizedModel):
+        model = NormalizedModel(net.model, net.scale.tolist(), net.offset.tolist(),
+                                net.velocity_scale) if scale is None and offset is None else \
+            NormalizedModel(net.model, scale, offset)
+        inner = net.model
+    else:
+        model = NormalizedModel(net, scale, offset)
+        inner = net
+    config = dict(getattr(inner, "config", None) or {})
+    if t_in is None:
+        t_in = config.get("t_in", getattr(inner, "t_in", None))
+    if t_in is None:
+        raise ModelError(f"cannot tell how many input frames the {type(inner).__name__} takes.",
+                         fix="pass t_in=")
+    sym = list(getattr(inner, "symmetries", ()) or ())
+    channels = [{"name": names[i], "standard_name": standard_names[i], "units": units, "index": i}
+                for i in range(2)]
+    for i, (n, un) in enumerate(dict(scalars or {}).items()):
+        channels.append({"name": n, "standard_name": None, "units": un, "index": 2 + i})
+    grid = {}
+    for key, val in (("dx", dx), ("dy", dy if dy is not None else dx), ("dt", dt)):
+        if val is not None:
+            grid[key] = ck.quantity_to_str(val) if not isinstance(val, str) else val
+            _quantity(grid[key], key)
+    card = {
+        "name": name or config.get("name") or type(inner).__name__,
+        "architecture": config,
+        "symmetries": sym,
+        "symmetry_group": ck._group_name(config, sym),
+        "t_in": int(t_in),
+        "channels": channels,
+        "grid": grid,
+        "normalization": model.normalization_card(),
+        "xequi_version": __version__,
+    }
+    if window is not None:
+        card["window"] = list(window) if not isinstance(window, Integral) else [int(window)] * 2
+    try:
+        card["weights_sha256"] = ck.weights_digest(ck._tensors_for_saving(inner))
+    except Exception:  # pragma: no cover - exotic modules whose state dict cannot be read
+        card["weights_sha256"] = None
+    model.card = card
+    return model.eval()
+
+
+def resolve_model(model, device="cpu"):
+    """The :class:`~xequi.train.NormalizedModel` (with ``.card``) that ``model`` designates.
+
+    Parameters
+    ----------
+    model : str, path-like or torch.nn.Module
+        A registered name with shipped weights, a ``.xequi`` checkpoint path, or a loaded model
+        with a model card (``load_model``, ``fit`` or :func:`as_forecast_model`).
+    device : str, default "cpu"
+
+    Returns
+    -------
+    xequi.train.NormalizedModel
+
+    Raises
+    ------
+    ModelError
+        A network without a model card, an unknown name; :class:`~xequi.errors.CheckpointError`
+        for a bad file.
+    """
+    import torch
+
+    from xequi.checkpoint import load_model
+    from xequi.train import NormalizedModel
+
+    if isinstance(model, (str, os.PathLike)):
+        return load_model(model, device=device)
+    if isinstance(model, torch.nn.Module):
+        card = getattr(model, "card", None)
+        if not isinstance(card, Mapping) or not card.get("channels") or not card.get("t_in"):
+            raise ModelError(
+                f"the {type(model).__name__} has no model card (channels, t_in, grid): forecast "
+                "cannot tell which variables, units and grid it takes.",
+                fix="wrap it: xequi.forecast.as_forecast_model(net, dx='10 km', dt='1 h', "
+                    "units='m s-1'), or load a saved model with xequi.checkpoint.load_model")
+        if not isinstance(model, NormalizedModel):
+            wrapped = NormalizedModel(model)
+            wrapped.card = copy.deepcopy(dict(card))
+            model = wrapped
+        return model
+    raise ModelError(f"model must be a model name, a checkpoint path or a torch module, got "
+                     f"{type(model).__name__}.",
+                     fix="pass e.g. 'rot-resnet', 'path/to/model.xequi' or a loaded model")
+
+
+def model_info(model) -> dict:
+    """What :func:`forecast` reads from a model card.
+
+    Parameters
+    ----------
+    model : xequi.train.NormalizedModel
+        With ``.card`` (see :func:`resolve_model`).
+
+    Returns
+    -------
+    dict
+        ``name``, ``t_in``, ``channels`` (list of dicts with ``name``, ``standard_name``,
+        ``units``), ``dx``, ``dy``, ``dt`` (pint quantities or None), ``window`` ((int, int)),
+        ``symmetries``, ``symmetry_group``, ``weights_sha256``.
+
+    Raises
+    ------
+    ModelError
+        A card without channels or ``t_in``, or with fewer than the 2 velocity channels.
+    """
+    card = dict(getattr(model, "card", None) or {})
+    chans = card.get("channels") or []
+    if len(chans) < 2:
+        raise ModelError(f"the model card lists {len(chans)} channel(s); xequi models take the "
+                         "velocity (u, v) as their first two channels.",
+                         fix="re-create the card with as_forecast_model(net, units=..., "
+                             "scalars={...})")
+    try:
+        t_in = int(card.get("t_in"))
+    except (TypeError, ValueError):
+        raise ModelError(f"the model card has no valid t_in ({card.get('t_in')!r}).",
+                         fix="re-create the card with as_forecast_model(net, t_in=...)") from None
+    grid = card.get("grid") or {}
+    window = card.get("window")
+    if window is None:
+        window = ((card.get("training") or {}).get("hyperparameters") or {}).get("window")
+    if window is None:
+        window = DEFAULT_WINDOW
+    if isinstance(window, Integral):
+        window = (int(window), int(window))
+    elif isinstance(window, Mapping):
+        window = tuple(int(v) for v in list(window.values())[-2:])
+    window = tuple(int(v) for v in window)
+    dx = _quantity(grid.get("dx"), "dx")
+    dy = _quantity(grid.get("dy", grid.get("dx")), "dy")
+    return {
+        "name": card.get("name") or (card.get("architecture") or {}).get("name") or "unnamed",
+        "t_in": t_in,
+        "channels": [dict(c) for c in chans],
+        "dx": dx, "dy": dy, "dt": _quantity(grid.get("dt"), "dt"),
+        "window": window,
+        "symmetries": list(card.get("symmetries") or getattr(model, "symmetries", ()) or ()),
+        "symmetry_group": card.get("symmetry_group") or "",
+        "weights_sha256": card.get("weights_sha256"),
+    }
+
+
+_EXPORTS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _state_signature(model) -> tuple:
+    """Names, shapes, devices and value sums of the model's state (``state_dict``): changes when
+    the weights do, however they were written (in place, through ``.data``, by
+    ``load_state_dict``). Not tensor identities: e2cnn re-creates its derived filter buffers
+    whenever the mode toggles (e.g. during ``export()``)."""
+    import torch
+
+    state = model.state_dict()
+    keys = sorted(state)
+    meta = tuple((k, tuple(state[k].shape), state[k].device.type) for k in keys)
+    with torch.no_grad():
+        sums = tuple(torch.stack([state[k].detach().double().sum() for k in keys]).tolist()) \
+            if keys else ()
+    return meta + sums
+
+
+def _exported(model):
+    """``model.export()`` (plain torch, eval mode), cached per model while its weights are
+    unchanged: exporting a rotation model expands its steerable filters, which costs more than
+    a small forecast."""
+    sig = _state_signature(model)
+    hit = _EXPORTS.get(model)
+    if hit is not None and hit[0] == sig:
+        return hit[1]
+    net = model.export() if hasattr(model, "export") else model
+    net = net.eval()
+    try:
+        _EXPORTS[model] = (sig, net)
+    except TypeError:  # pragma: no cover - not weak-referenceable
+        pass
+    return net
+
+
+def _device(device):
+    import torch
+
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ParameterError(f"unknown device {device!r}.",
+                             fix='pass "auto", "cpu" or "cuda"') from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ParameterError(f"device {device!r} requested but CUDA is not available.",
+                             fix='pass device="auto" or "cpu"')
+    return dev
+
+
+# --------------------------------------------------------------------------------------------
+# matching data and model
+# --------------------------------------------------------------------------------------------
+def _find_scalars(ds, info, scalars, un, vn) -> list[str]:
+    """Scalar variables for the model's channels 2.. (explicit, or by card name / standard_name)."""
+    want = info["channels"][2:]
+    if scalars is not None:
+        scalars = [scalars] if isinstance(scalars, str) else list(scalars)
+    else:
+        scalars = []
+        std = ds.cf.standard_names
+        for ch in want:
+            n, sn = ch.get("name"), ch.get("standard_name")
+            found = None
+            if sn and len([c for c in std.get(sn, []) if c in ds.data_vars]) == 1:
+                found = [c for c in std[sn] if c in ds.data_vars][0]
+            elif n in ds.data_vars and n not in (un, vn):
+                found = n
+            if found is None:
+                raise VariableNotFoundError(
+                    f"the model takes the scalar channel {n!r} (standard_name {sn!r}, units "
+                    f"{ch.get('units')!r}) but the dataset has no such variable (variables: "
+                    f"{sorted(map(str, ds.data_vars))}).",
+                    fix="pass scalars=[...] naming the dataset's variables in the model's channel "
+                        "order")
+            scalars.append(found)
+    if len(scalars) != len(want):
+        raise ModelError(
+            f"the model takes {2 + len(want)} channels (u, v + {len(want)} scalars "
+            f"{[c.get('name') for c in want]}) but {2 + len(scalars)} were given (u, v + "
+            f"{scalars}).",
+            fix=f"pass scalars= the {len(want)} variable(s) the model was trained with"
+            if want else "drop scalars=: the model takes the velocity only")
+    return scalars
+
+
+def _target_units(names, info) -> dict:
+    return {n: ch["units"] for n, ch in zip(names, info["channels"]) if ch.get("units")}
+
+
+def _check_units(ds, names, units, target, model_name):
+    """Raise a clear UnitsError when a variable cannot be converted to the model's units."""
+    from xequi.fields import _units_attr, parse_units
+
+    ureg = _ureg()
+    for i, n in enumerate(names):
+        if n not in target:
+            continue
+        raw = (units or {}).get(n, _units_attr(ds[n]))
+        kind = "velocity" if i < 2 else None
+        src = parse_units(raw if raw is not None or kind else "1", n, kind)
+        dst = parse_units(target[n], f"units of the model's channel {i}", kind)
+        try:
+            ureg.Quantity(1.0, src).to(dst)
+        except Exception:
+            raise UnitsError(
+                f"variable {n!r} is in {raw!r}, which cannot be converted to {target[n]!r}, the "
+                f"units of channel {i} of the model {model_name!r}.",
+                fix=f"check that {n!r} is the variable the model expects, or fix its units "
+                    f"attribute (or pass units={{{n!r}: '...'}})") from None
+
+
+def _rel(a, b) -> float:
+    return abs(float(a) / float(b) - 1.0)
+
+
+def _grid_factor(grid, info, grid_rtol: float) -> float:
+    """Check the data grid against the card; the scale factor λ (1 when the grid matches)."""
+    from xequi.fields import Axes, GridInfo
+    from xequi.symmetry import scale_factor
+
+    pairs = [("dx", grid.dx, info["dx"]), ("dy", grid.dy, info["dy"]), ("dt", grid.dt, info["dt"])]
+    ratios, problems = {}, []
+    for key, have, want in pairs:
+        if have is None or want is None:
+            continue
+        try:
+            r = float((have / want).to("dimensionless").magnitude)
+        except Exception:
+            raise GridError(
+                f"the data's {key} = {have:~} cannot be compared with the model's {key} = "
+                f"{want:~} (different dimensions, e.g. a dimensional grid against a "
+                "non-dimensional model).",
+                fix="give the coordinates units of the model's kind (pass units={dim: '...'}), "
+                    "or use a model trained on data like these") from None
+        ratios[key] = r
+        if abs(r - 1.0) > grid_rtol:
+            problems.append(f"{key} = {have:~} but the model was trained with {want:~} "
+                            f"(ratio {r:.6g})")
+    if not problems:
+        return 1.0
+    if "scale" not in info["symmetries"]:
+        raise GridError(
+            f"the grid does not match the model {info['name']!r} (relative tolerance "
+            f"{grid_rtol:g}): " + "; ".join(problems) + ".",
+            fix="regrid / subsample the data to the model's grid and time step, or use a "
+                "scale-equivariant model ('scale' in its symmetries), which forecast rescales")
+    model_grid = GridInfo(axes=Axes("x", "y", "time"), dx=info["dx"] or grid.dx,
+                          dy=info["dy"] or grid.dy, dt=info["dt"], x_ascending=True,
+                          y_ascending=False, is_latlon=False, central_lat=None, anisotropy=1.0,
+                          nx=0, ny=0, nt=0)
+    return float(scale_factor(grid, model_grid))
+
+
+# --------------------------------------------------------------------------------------------
+# init times
+# --------------------------------------------------------------------------------------------
+def _fmt(value) -> str:
+    v = np.asarray(value)
+    if np.issubdtype(v.dtype, np.datetime64):
+        return str(v.astype("datetime64[s]"))
+    return str(value)
+
+
+def _init_positions(ds, tdim: str, init_time, t_in: int) -> np.ndarray:
+    """Positions along ``tdim`` of the requested init times (label-based, like ``.sel``)."""
+    import pandas as pd
+
+    nt = int(ds.sizes[tdim])
+    first = t_in - 1
+    labels = ds[tdim].values if tdim in ds.coords else np.arange(nt)
+    index = ds.indexes[tdim] if tdim in ds.indexes else pd.Index(labels)
+    first_label = _fmt(labels[first]) if first < nt else None
+
+    def too_early(label, pos):
+        return MissingDataError(
+            f"init_time {_fmt(label)} has only {pos + 1} frame(s) up to and including it along "
+            f"{tdim!r}, but the model needs t_in = {t_in}; the first usable init time is "
+            f"{first_label}.", fix=f"choose init times from {first_label} on")
+
+    if init_time is None:
+        return np.array([nt - 1])
+    if isinstance(init_time, slice):
+        if init_time.step is not None:
+            raise ParameterError(f"init_time slices take no step, got {init_time!r}.",
+                                 fix="select a range, e.g. slice('2020-01-02', '2020-01-05')")
+        try:
+            sl = index.slice_indexer(init_time.start, init_time.stop)
+        except (KeyError, TypeError, ValueError) as err:
+            raise MissingDataError(f"init_time {init_time!r} cannot be located along {tdim!r} "
+                                   f"({err}).", fix="use labels of the time coordinate") from None
+        pos = np.arange(nt)[sl]
+        if init_time.start is None:
+            pos = pos[pos >= first]
+        if len(pos) == 0:
+            raise MissingDataError(
+                f"init_time {init_time!r} selects no usable time along {tdim!r} (data "
+                f"{_fmt(labels[0])} .. {_fmt(labels[-1])}; first usable init time {first_label}).",
+                fix="choose a range inside the data")
+        if pos[0] < first:
+            raise too_early(labels[pos[0]], int(pos[0]))
+        return pos
+    values = init_time.values if isinstance(init_time, (xr.DataArray, pd.Index)) else init_time
+    if isinstance(values, np.ndarray):
+        items = list(values.reshape(-1))
+    elif isinstance(values, (list, tuple)):
+        items = list(values)
+    else:
+        items = [values]
+    if not items:
+        raise ParameterError("init_time is empty.", fix="pass one time, a list, or a slice")
+    out = []
+    for lab in items:
+        try:
+            loc = index.get_loc(lab)
+        except (KeyError, TypeError, ValueError):
+            loc = None
+        if isinstance(loc, slice):
+            loc = np.arange(nt)[loc]
+        if isinstance(loc, np.ndarray):
+            loc = np.nonzero(loc)[0] if loc.dtype == bool else loc
+            loc = int(loc[0]) if len(loc) == 1 else None
+        if loc is None:
+            raise MissingDataError(
+                f"init_time {_fmt(lab)} is not a time of the data along {tdim!r} (data "
+                f"{_fmt(labels[0])} .. {_fmt(labels[-1])}, {nt} steps); the first usable init "
+                f"time is {first_label}.",
+                fix="choose init times among the dataset's time labels (ds[time].values)")
+        loc = int(loc)
+        if loc < first:
+            raise too_early(lab, loc)
+        out.append(loc)
+    return np.asarray(out, dtype=np.int64)
+
+
+def parse_init_time(text: str | None, ds: xr.Dataset | None = None, time: str | None = None):
+    """Parse a command-line init time: ``"last"``, ``"a"``, ``"a,b,c"`` or a range ``"a..b"``.
+
+    Parameters
+    ----------
+    text : str or None
+        ``None``, ``""`` or ``"last"``: the last time (``None`` for :func:`forecast`). A range
+        is ``"a..b"`` (inclusive, like ``.sel``; ``":"`` is not used since times of day contain
+        it); either side may be empty (``"..2020-01-05"``: up to that time from the first usable
+        one).
+    ds : xarray.Dataset, optional
+        When given, labels are converted to the dtype of its time coordinate (datetime64 or
+        numbers), as :func:`forecast` looks them up exactly.
+    time : str, optional
+        Name of the time dimension (found with :func:`xequi.fields.find_axes` otherwise).
+
+    Returns
+    -------
+    None, label, list of labels, or slice
+        What :func:`forecast` takes as ``init_time``.
+
+    Raises
+    ------
+    ParameterError
+        A label that cannot be converted to the time coordinate's type.
+
+    Examples
+    --------
+    >>> parse_init_time("2020-01-02T06:00..2020-01-05")
+    slice('2020-01-02T06:00', '2020-01-05', None)
+    >>> parse_init_time("3600,7200")
+    ['3600', '7200']
+    >>> parse_init_time("last") is None
+    True
+    """
+    if text is None or str(text).strip().lower() in ("", "last"):
+        return None
+    text = str(text).strip()
+    conv = str
+    if ds is not None:
+        from xequi.fields import find_axes
+
+        tdim = time or find_axes(ds).t
+        if tdim is not None and tdim in ds.coords:
+            dtype = ds[tdim].dtype
+            if np.issubdtype(dtype, np.datetime64):
+                def conv(s):
+                    return np.datetime64(s, "ns")
+            elif np.issubdtype(dtype, np.number):
+                conv = float
+
+    def one(s):
+        s = s.strip()
+        if s == "":
+            return None
+        try:
+            return conv(s)
+        except (TypeError, ValueError):
+            raise ParameterError(f"init time {s!r} cannot be read as a label of the time "
+                                 "coordinate.", fix="write e.g. 2020-01-02T06 (datetimes) or "
+                                                    "3600 (numeric times)") from None
+
+    if ".." in text:
+        lo, _, hi = text.partition("..")
+        return slice(one(lo), one(hi))
+    if "," in text:
+        return [one(s) for s in text.split(",")]
+    return one(text)
+
+
+# --------------------------------------------------------------------------------------------
+# the rollout
+# --------------------------------------------------------------------------------------------
+def _rollout_domain(net, history: np.ndarray, steps: int, spec, batch_size: int, device,
+                    bar=None) -> np.ndarray:
+    """Autoregressive rollout on the whole domain; ``history`` (t_in, C, ny, nx) float32.
+
+    Returns ``(steps, C, ny, nx)`` float32.
+    """
+    import torch
+
+    from xequi.windows import iter_windows, stitch
+
+    # Every step windows the CURRENT full-domain state, runs all windows, and stitches the next
+    # frame onto the whole grid before the next step. Rolling out inside isolated windows instead
+    # would feed each window its own (padding-contaminated) edge predictions step after step, so
+    # edge errors would grow and never be corrected; stitching per step keeps each cell predicted
+    # from its most interior window and lets information cross window borders between steps.
+    state = np.ascontiguousarray(history, dtype=np.float32)
+    outs = np.empty((steps,) + state.shape[1:], dtype=np.float32)
+
+    def run(batches):
+        for batch, idx in batches:
+            x = torch.from_numpy(batch).to(device, non_blocking=True)
+            y = net(x)
+            if bar is not None:
+                bar.update(1)
+            yield y.float().cpu().numpy(), idx
+
+    with torch.inference_mode():
+        for k in range(steps):
+            nxt = stitch(run(iter_windows(state, spec, batch_size=batch_size)), spec)
+            outs[k] = nxt
+            state = np.concatenate([state[1:], nxt[None].astype(np.float32, copy=False)], axis=0)
+    return outs
+
+
+def _forecast_positions(ds_sel, positions, *, names, fields_kw, t_in, steps, lam, net, spec,
+                        batch_size, device, bar, tdim) -> dict[str, np.ndarray]:
+    """Forecast from each init position of ``ds_sel``: ``{name: (n_init, steps, ny, nx)}``."""
+    from xequi.fields import from_model_frame, to_model_frame
+
+    results = {n: [] for n in names}
+    for pos in positions:
+        sub = ds_sel.isel({tdim: slice(int(pos) - t_in + 1, int(pos) + 1)})
+        try:
+            mf = to_model_frame(sub, **fields_kw)
+        except MissingDataError as err:
+            when = _fmt(sub[tdim].values[-1]) if tdim in sub.coords else f"position {int(pos)}"
+            raise MissingDataError(
+                err.problem + f" (in the {t_in} input frame(s) up to init_time {when})",
+                fix="pass fill='zero' to forecast (zero velocity where data are missing, e.g. "
+                    "land; NaN is put back there in the output), or fill the data first") from None
+        hist = mf.data.values.reshape(mf.data.shape[-4:]).astype(np.float32)  # (t_in, C, ny, nx)
+        if lam != 1.0:
+            hist[:, :2] *= np.float32(lam)
+        out = _rollout_domain(net, hist, steps, spec, batch_size, device, bar)
+        if lam != 1.0:
+            out[:, :2] /= np.float32(lam)
+        arr = xr.DataArray(out, dims=("lead_time", "channel", "y", "x"))
+        back = from_model_frame(arr, mf)
+        y, x = mf.axes.y, mf.axes.x
+        for n in names:
+            results[n].append(back[n].transpose("lead_time", y, x).values.astype(
+                _out_dtype(ds_sel[n].dtype), copy=False))
+    return {n: np.stack(v) for n, v in results.items()}
+
+
+def _out_dtype(dtype) -> np.dtype:
+    """float32 for float32 (or integer) input, float64 for float64: the network runs in float32."""
+    return np.result_type(dtype, np.float32) if np.issubdtype(dtype, np.floating) \
+        else np.dtype(np.float32)
+
+
+class _Job:
+    """Everything a dask task needs besides the data (opaque to dask's argument traversal)."""
+
+    def __init__(self, net, device: str, rest: dict):
+        self.net, self.device, self.rest = net, device, rest
+
+
+def _lazy_task(ds_sub, positions, job: _Job):
+    """One dask task: forecast from one init time (runs in a worker)."""
+    import torch
+
+    dev = torch.device(job.device)
+    net = job.net.to(dev)
+    return _forecast_positions(ds_sub, positions, net=net, device=dev, bar=None, **job.rest)
+
+
+def _pick(result: dict, name: str) -> np.ndarray:
+    return result[name][0]
+
+
+# --------------------------------------------------------------------------------------------
+# labels
+# --------------------------------------------------------------------------------------------
+def _lead_times(ds, tdim, steps, grid):
+    ct = ds[tdim] if tdim in ds.coords else None
+    if ct is None or ct.size < 2:
+        raise GridError(f"the time coordinate {tdim!r} has fewer than 2 values: no time step for "
+                        "the lead times.", fix="pass data with at least 2 consecutive time steps")
+    vals = ct.values
+    dtv = vals[1] - vals[0]
+    if isinstance(dtv, _dt.timedelta):  # cftime
+        dtv = np.timedelta64(int(round(dtv.total_seconds() * 1e9)), "ns")
+    return np.arange(1, steps + 1) * dtv
+
+
+def _assemble(ds, arrays, names, ax, inits, leads, units, provenance) -> xr.Dataset:
+    """The labelled forecast Dataset from ``{name: (init, lead, ny, nx)}`` arrays."""
+    from xequi.fields import _units_attr
+
+    ct = ds[ax.t] if ax.t in ds.coords else None
+    data_vars = {}
+    for n in names:
+        attrs = copy.deepcopy(dict(ds[n].attrs))
+        given = (units or {}).get(n, _units_attr(ds[n]))
+        if given is not None:
+            attrs["units"] = str(given)
+        data_vars[n] = xr.Variable(("init_time", "lead_time", ax.y, ax.x), arrays[n], attrs=attrs)
+    coords = {}
+    for k, c in ds.coords.items():
+        if set(c.dims) <= {ax.x, ax.y} and c.ndim >= 1:
+            coords[k] = c.variable.copy(deep=True)
+    lead_attrs = {"standard_name": "forecast_period", "long_name": "lead time"}
+    if ct is not None and "units" in ct.attrs and not np.issubdtype(leads.dtype, np.timedelta64):
+        lead_attrs["units"] = str(ct.attrs["units"]).split(" since ")[0].strip()
+    init_attrs = {"standard_name": "forecast_reference_time", "long_name": "initialization time"}
+    if ct is not None and "units" in ct.attrs:
+        init_attrs["units"] = ct.attrs["units"]
+    coords["lead_time"] = ("lead_time", leads, lead_attrs)
+    coords["init_time"] = ("init_time", inits, init_attrs)
+    out = xr.Dataset(data_vars, coords=coords)
+    out = out.assign_coords(valid_time=out.init_time + out.lead_time)
+    out["valid_time"].attrs = {"standard_name": "time", "long_name": "valid time"}
+    if ct is not None and "units" in ct.attrs and not np.issubdtype(ct.dtype, np.datetime64):
+        out["valid_time"].attrs["units"] = ct.attrs["units"]
+    attrs = {k: v for k, v in ds.attrs.items() if k not in ("title", "history")}
+    attrs.update(provenance)
+    hist = ds.attrs.get("history")
+    attrs["history"] = ((str(hist) + "\n") if hist else "") + \
+        f"{provenance['created']}: forecast by xequi {__version__} with model " \
+        f"{provenance['model']!r}, {provenance['forecast_steps']} steps"
+    out.attrs = attrs
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# public API
+# --------------------------------------------------------------------------------------------
+def _check_out(out, overwrite):
+    from xequi.io import output_format
+
+    output_format(out)
+    target = Path(out)
+    if target.exists() and not overwrite:
+        raise ParameterError(f"output {str(target)!r} already exists.",
+                             fix="choose another path, or pass overwrite=True (--overwrite on "
+                                 "the command line)")
+    parent = target.parent if str(target.parent) else Path(".")
+    probe = parent
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK):
+        raise ParameterError(f"the output {str(target)!r} cannot be written: "
+                             f"{str(probe)!r} is not a writable directory.",
+                             fix="choose a path in a directory you can write to")
+
+
+def _is_lazy(ds, names) -> bool:
+    return any(ds[n].chunks is not None for n in names)
+
+
+def forecast(ds, model, steps: int = 10, init_time=None, *, u: str | None = None,
+             v: str | None = None, scalars: Sequence[str] | None = None,
+             units: Mapping[str, str] | None = None, fill: str = "error",
+             batch_size: int | None = None, device="auto", progress: bool = True, window=None,
+             overlap=None, periodic=None, out=None, overwrite: bool = False,
+             grid_rtol: float = GRID_RTOL) -> xr.Dataset:
+    """Forecast ``steps`` frames ahead from each init time with a model, on any domain size.
+
+    The rollout is autoregressive on the whole domain: each step windows the current state (the
+    last ``t_in`` frames), runs the exported network on all windows in batches, stitches the next
+    frame onto the full grid and feeds it back (see the module docstring).
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        CF-labelled data with the velocity (and the model's scalar channels), a time axis with at
+        least ``t_in`` steps, units on the velocity and on the coordinates. numpy- or
+        dask-backed (then the result is lazy). Never modified.
+    model : str, path-like or torch.nn.Module
+        A registered model name with shipped weights, a ``.xequi`` checkpoint, or a loaded model
+        with a card (:func:`xequi.checkpoint.load_model`, :func:`xequi.train.fit`,
+        :func:`as_forecast_model`).
+    steps : int, default 10
+        Frames to predict (lead times ``dt, 2 dt, ..., steps dt``).
+    init_time : label, list of labels or slice, optional
+        Initialization time(s), label-based like ``.sel`` (exact labels; a slice selects a
+        range, ``slice(None, stop)`` starting at the first usable time). Each forecast uses the
+        ``t_in`` frames up to and including its init time. Default: the last time.
+    u, v : str, optional
+        Velocity variables (:func:`xequi.fields.find_velocity` otherwise).
+    scalars : sequence of str, optional
+        Variables of the model's scalar channels, in order (default: found by the card's
+        channel standard names / names).
+    units : mapping, optional
+        Units for variables / coordinates lacking them (see :func:`xequi.fields.to_model_frame`).
+    fill : {"error", "zero"}, default "error"
+        NaN handling in the input frames: raise, or zero velocity (land); NaN is put back in the
+        output where the input history was missing at every frame.
+    batch_size : int, optional
+        Windows per network call (default 32 on CPU, 64 on CUDA).
+    device : {"auto", "cpu", "cuda", ...}, default "auto"
+        ``"auto"``: CUDA when available.
+    progress : bool, default True
+        tqdm progress bar over steps × window batches (eager path only).
+    window, overlap : int or (int, int), optional
+        Window size (default: the card's training window, else :data:`DEFAULT_WINDOW`) and
+        overlap (default ``2 * (window // 8)``), see :func:`xequi.windows.plan_windows`.
+    periodic : bool or (bool, bool), optional
+        Periodic (y, x) axes: pad windows by wrapping instead of reflection. Default False.
+    out : str or path-like, optional
+        Also write the forecast to this ``.zarr`` / ``.nc`` (:func:`xequi.io.write_dataset`:
+        atomic, no half-written output). Checked before any computation.
+    overwrite : bool, default False
+        Replace an existing ``out``.
+    grid_rtol : float, default :data:`GRID_RTOL`
+        Relative tolerance of the dx / dy / dt check against the model card.
+
+    Returns
+    -------
+    xarray.Dataset
+        The input's velocity (and scalar) variables over ``(init_time, lead_time, <y>, <x>)``
+        with the input's spatial dims, coordinates, units and standard names (float32, or
+        float64 for float64 input: the network computes in float32); ``lead_time``
+        (timedelta64 for datetime times, else numbers in the time unit; ``standard_name:
+        forecast_period``), ``init_time`` (``forecast_reference_time``), ``valid_time``;
+        land NaN; provenance attrs (``model``, ``model_symmetry_group``,
+        ``model_weights_sha256``, ``xequi_version``, ``forecast_steps``, ``created``, ...).
+
+    Raises
+    ------
+    ParameterError
+        steps <= 0, bad batch_size / device / window, an existing ``out`` without
+        ``overwrite=True``, an unwritable or unknown-format ``out``.
+    ModelError
+        The model cannot be resolved, its channels do not match the data (number of scalars),
+        the data have fewer than ``t_in`` time steps, or a DataArray for a velocity model.
+    VariableNotFoundError
+        Velocity or a scalar channel of the model not found.
+    UnitsError
+        Units that cannot be converted to the model's.
+    GridError
+        dx / dy / dt not matching the card (non-scale-equivariant model), non-uniform grid.
+    MissingDataError
+        An init time not in the data or without enough history (the message names the first
+        usable init time); NaN in the input frames with ``fill="error"``.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr, torch
+    >>> from xequi import models
+    >>> _ = torch.manual_seed(0)
+    >>> net = models.create("resnet", t_in=2, widths=(4,))
+    >>> m = as_forecast_model(net, dx="10 km", dt="1 h", units="m s-1")
+    >>> t = np.datetime64("2020-01-01", "ns") + np.arange(3) * np.timedelta64(1, "h")
+    >>> c = {"x": ("x", np.arange(40) * 10.0, {"units": "km"}),
+    ...      "y": ("y", np.arange(30) * 10.0, {"units": "km"}), "time": t}
+    >>> rng = np.random.default_rng(0)
+    >>> ds = xr.Dataset({k: (("time", "y", "x"), rng.standard_normal((3, 30, 40)),
+    ...                      {"units": "m s-1"}) for k in ("u", "v")}, coords=c)
+    >>> fc = forecast(ds, m, steps=2, window=16, progress=False)
+    >>> fc.u.dims, fc.u.shape, str(fc.lead_time.values[1].astype("timedelta64[h]"))
+    (('init_time', 'lead_time', 'y', 'x'), (1, 2, 30, 40), '2 hours')
+    """
+    from xequi.fields import check_grid, find_velocity
+
+    if isinstance(ds, xr.DataArray):
+        name = ds.name if ds.name is not None else "__xequi_da__"
+        raise ModelError(
+            f"cannot forecast the DataArray {name!r} alone: xequi's networks "
+            "(xequi.models.create) always take the velocity (u, v) as their first two channels "
+            "(scalars come after), so there is no scalar-only model to apply to a single scalar "
+            "field.",
+            fix="pass a Dataset with the velocity and the scalar, e.g. "
+                "xr.merge([u, v, da]).equi.forecast(model, scalars=[da.name])")
+    if not isinstance(ds, xr.Dataset):
+        raise ParameterError(f"ds must be an xarray.Dataset, got {type(ds).__name__}.",
+                             fix="open your data with xarray.open_dataset / open_zarr")
+    if isinstance(steps, bool) or not isinstance(steps, Integral) or steps < 1:
+        raise ParameterError(f"steps must be a positive integer, got {steps!r}.",
+                             fix="pass e.g. steps=10")
+    steps = int(steps)
+    if batch_size is not None and (isinstance(batch_size, bool) or
+                                   not isinstance(batch_size, Integral) or batch_size < 1):
+        raise ParameterError(f"batch_size must be a positive integer, got {batch_size!r}.",
+                             fix="pass e.g. batch_size=32, or None for the default")
+    if fill not in ("error", "zero"):
+        raise ParameterError(f"fill must be 'error' or 'zero', got {fill!r}.",
+                             fix="pass fill='zero' to treat NaN (land) as zero velocity")
+    if not (isinstance(grid_rtol, (int, float)) and grid_rtol > 0):
+        raise ParameterError(f"grid_rtol must be > 0, got {grid_rtol!r}.", fix="pass e.g. 1e-3")
+    if out is not None:
+        _check_out(out, overwrite)
+    dev = _device(device)
+    net_full = resolve_model(model, device="cpu")
+    info = model_info(net_full)
+    t_in = info["t_in"]
+
+    # ---- fields, units and grid (metadata only: nothing is loaded here) ---------------------
+    un, vn = find_velocity(ds, u=u, v=v)
+    scal = _find_scalars(ds, info, scalars, un, vn)
+    names = (un, vn, *scal)
+    target = _target_units(names, info)
+    _check_units(ds, names, units, target, info["name"])
+    dim_units = {k: val for k, val in (units or {}).items() if k in ds.dims}
+    grid = check_grid(ds[list(names)], units=dim_units)
+    ax = grid.axes
+    if ax.t is None:
+        raise GridError(f"no time axis found (dims {tuple(ds.dims)}); a forecast starts from "
+                        f"the model's t_in = {t_in} past frames.",
+                        fix="add a time dimension (axis='T' / standard_name='time')")
+    extra = [d for n in names for d in ds[n].dims if d not in (ax.x, ax.y, ax.t)]
+    if extra:
+        raise ParameterError(f"the variables have extra dimensions {sorted(set(extra))} besides "
+                             f"time, {ax.y!r} and {ax.x!r}.",
+                             fix=f"select one level, e.g. ds.isel({extra[0]}=0), and forecast "
+                                 "each separately")
+    if grid.nt < t_in:
+        raise ModelError(f"the model {info['name']!r} needs t_in = {t_in} input frames but the "
+                         f"data have {grid.nt} time step(s) along {ax.t!r}.",
+                         fix=f"pass at least {t_in} consecutive time steps")
+    lam = _grid_factor(grid, info, grid_rtol)
+    positions = _init_positions(ds, ax.t, init_time, t_in)
+    leads = _lead_times(ds, ax.t, steps, grid)
+    labels = ds[ax.t].values if ax.t in ds.coords else np.arange(grid.nt)
+    inits = labels[positions]
+
+    # ---- windows and the network ------------------------------------------------------------
+    from xequi.windows import plan_windows
+
+    win = info["window"] if window is None else window
+    spec = plan_windows((grid.ny, grid.nx), window=win, overlap=overlap,
+                        periodic=bool(periodic) if not isinstance(periodic, (tuple, list, dict))
+                        else periodic)
+    if batch_size is None:
+        batch_size = _DEFAULT_BATCH.get(dev.type, 32)
+    net = _exported(net_full)
+    fields_kw = dict(u=un, v=vn, scalars=list(scal), units=units, target_units=target or None,
+                     fill=fill, x=ax.x, y=ax.y, t=ax.t)
+    ds_sel = ds[list(names)]
+    now = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+    provenance = {
+        "title": f"xequi forecast ({info['name']})",
+        "source": "xequi.forecast.forecast",
+        "model": info["name"],
+        "model_symmetry_group": info["symmetry_group"],
+        "model_symmetries": ", ".join(info["symmetries"]),
+        "model_weights_sha256": str(info["weights_sha256"]),
+        "model_t_in": t_in,
+        "xequi_version": __version__,
+        "forecast_steps": steps,
+        "forecast_window": list(spec.window),
+        "forecast_overlap": list(spec.overlap),
+        "forecast_scale_factor": lam,
+        "created": now,
+    }
+    rest = dict(names=names, fields_kw=fields_kw, t_in=t_in, steps=steps, lam=lam, spec=spec,
+                batch_size=int(batch_size), tdim=ax.t)
+
+    if _is_lazy(ds, names):
+        import dask
+        import dask.array as dsa
+
+        # the model is put in the graph once (one key), not once per task
+        job = dask.delayed(_Job(net.to("cpu"), str(dev), rest),
+                           name=f"xequi-forecast-job-{uuid.uuid4().hex}")
+        per_init = {n: [] for n in names}
+        for pos in positions:
+            sub = ds_sel.isel({ax.t: slice(int(pos) - t_in + 1, int(pos) + 1)})
+            task = dask.delayed(_lazy_task, pure=False)(sub, np.array([t_in - 1]), job)
+            for n in names:
+                piece = dask.delayed(_pick, pure=False)(task, n)
+                per_init[n].append(dsa.from_delayed(piece, shape=(steps, grid.ny, grid.nx),
+                                                    dtype=_out_dtype(ds[n].dtype)))
+        arrays = {n: dsa.stack(per_init[n]) for n in names}
+    else:
+        from tqdm.auto import tqdm
+
+        net = net.to(dev)
+        total = len(positions) * steps * math.ceil(spec.n_windows / int(batch_size))
+        bar = tqdm(total=total, desc=f"forecast {info['name']}", unit="batch",
+                   disable=not progress, leave=False)
+        try:
+            arrays = _forecast_positions(ds_sel, positions, net=net, device=dev, bar=bar, **rest)
+        finally:
+            bar.close()
+    result = _assemble(ds, arrays, names, ax, inits, leads, units, provenance)
+    if out is not None:
+        from xequi.io import write_dataset
+
+        write_dataset(result, out, overwrite=overwrite)
+    return result
+
+
+def equivariance_error(ds, model, kind: str, steps: int = 1, init_time=None, *,
+                       forecast_kwargs: Mapping[str, Any] | None = None, **params) -> xr.DataArray:
+    """Measured equivariance error of a model for one symmetry on this dataset, per lead time.
+
+    ``‖F(g·ds) − g·F(ds)‖ / ‖g·F(ds)‖`` with ``F`` = :func:`forecast` and ``g`` =
+    :func:`xequi.symmetry.transform` (``kind``, ``**params``), the norm over all forecast
+    variables, init times and grid cells (NaN cells left out) at each lead time.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+    model : str, path-like or torch.nn.Module
+        As in :func:`forecast`.
+    kind : str
+        ``"rot90"`` (``k``), ``"uniform_motion"``/``"um"`` (``c``), ``"magnitude"``/``"mag"``
+        (``lam``) -- exact for equivariant models, see the module docstring -- or
+        ``"rotate"``, ``"translate"``, ``"scale"`` (see :func:`xequi.symmetry.transform`),
+        which move the boundary or interpolate and are approximate at best. ``"scale"``
+        resamples the input in time but the forecast's lead times are not resampled: pass
+        ``time=False`` for a purely spatial check.
+    steps : int, default 1
+    init_time : optional
+        As in :func:`forecast`.
+    forecast_kwargs : mapping, optional
+        Further :func:`forecast` arguments (``window``, ``fill``, ``device``, ...).
+    **params
+        Parameters of the action (``k=1``, ``c=(0.5, -0.2)``, ``lam=2.0``, ...).
+
+    Returns
+    -------
+    xarray.DataArray
+        ``equivariance_error`` over ``lead_time``; attrs name the kind, parameters and model.
+
+    Raises
+    ------
+    Everything :func:`forecast` and :func:`xequi.symmetry.transform` raise.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr, torch
+    >>> from xequi import models
+    >>> _ = torch.manual_seed(0)
+    >>> m = as_forecast_model(models.create("um-resnet", t_in=1, widths=(4,)), dx="1 km", dt="1 s")
+    >>> km = {"units": "km"}
+    >>> c = {"x": ("x", np.arange(24.0), km), "y": ("y", np.arange(24.0), km),
+    ...      "time": ("time", [0.0, 1.0], {"units": "s"})}
+    >>> rng = np.random.default_rng(0)
+    >>> ds = xr.Dataset({k: (("time", "y", "x"), rng.standard_normal((2, 24, 24)),
+    ...                      {"units": "m s-1"}) for k in ("u", "v")}, coords=c)
+    >>> err = equivariance_error(ds, m, "um", steps=2, c=(1.0, -0.5),
+    ...                          forecast_kwargs={"window": 16})
+    >>> err.dims, bool((err < 1e-4).all())
+    (('lead_time',), True)
+    """
+    from xequi.symmetry import transform
+
+    kw = dict(forecast_kwargs or {})
+    kw.setdefault("progress", False)
+    if "out" in kw:
+        raise ParameterError("equivariance_error writes nothing: drop out= from forecast_kwargs.",
+                             fix="write the forecasts yourself if you need them")
+    net = resolve_model(model, device="cpu")
+    tparams = dict(params)
+    uv = {k: kw[k] for k in ("u", "v") if kw.get(k) is not None}
+    f = forecast(ds, net, steps=steps, init_time=init_time, **kw)
+    gds = transform(ds, kind, **uv, **tparams)
+    fg = forecast(gds, net, steps=steps, init_time=init_time, **kw)
+    gf = transform(f, kind, **uv, **tparams)
+    num = xr.zeros_like(f["lead_time"], dtype=np.float64)
+    den = xr.zeros_like(f["lead_time"], dtype=np.float64)
+    for n in f.data_vars:
+        a = fg[n].transpose("init_time", "lead_time", ...).values
+        b = gf[n].transpose("init_time", "lead_time", ...).values
+        ok = np.isfinite(a) & np.isfinite(b)
+        d2 = np.where(ok, (a - b) ** 2, 0.0).sum(axis=tuple(i for i in range(a.ndim) if i != 1))
+        b2 = np.where(ok, b ** 2, 0.0).sum(axis=tuple(i for i in range(a.ndim) if i != 1))
+        num = num + d2
+        den = den + b2
+    err = np.sqrt(num / den.where(den > 0))
+    err = err.rename("equivariance_error")
+    err.attrs = {"long_name": "relative equivariance error ||F(g ds) - g F(ds)|| / ||g F(ds)||",
+                 "units": "1", "kind": str(kind),
+                 "params": ", ".join(f"{k}={v!r}" for k, v in params.items()),
+                 "model": str(f.attrs.get("model"))}
+    return err.drop_vars([c for c in err.coords if c != "lead_time"])
