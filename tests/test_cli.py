@@ -44,3 +44,40 @@ def test_demo_runs_on_the_default(rbc_default, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "Nusselt" in out and "Ra = 1e+06" in out
     assert (tmp_path / "rayleigh_benard.zarr").exists()
+
+
+def test_train_forecast_evaluate_chain(tmp_path, capsys):
+    data = tmp_path / "rbc.zarr"
+    assert main(["simulate", "rbc", "--Ra", "1e4", "--nx", "32", "--ny", "16", "--frames", "30",
+                 "--frame-interval", "0.5", "--spinup", "2", "--quiet", "--out", str(data)]) == 0
+    model = tmp_path / "m.xequi"
+    assert main(["train", "--data", str(data), "--variables", "u,v", "--model", "resnet",
+                 "--t-in", "2", "--epochs", "1", "--batch-size", "4", "--window", "16",
+                 "--device", "cpu", "--quiet", "--out", str(model)]) == 0
+    fc = tmp_path / "f.zarr"
+    assert main(["forecast", "--data", str(data), "--model", str(model), "--steps", "3",
+                 "--init-time", "4.0..6.0", "--quiet", "--out", str(fc)]) == 0
+    out = xr.open_zarr(fc)
+    assert out.sizes["lead_time"] == 3 and out.sizes["init_time"] >= 2
+    assert out["lead_time"].attrs["standard_name"] == "forecast_period"
+    metrics = tmp_path / "metrics.nc"
+    assert main(["evaluate", "--forecast", str(fc), "--data", str(data), "--persistence",
+                 "--out", str(metrics)]) == 0
+    met = xr.open_dataset(metrics)
+    assert "rmse" in met["metric"].values.tolist()
+    assert np.isfinite(met["velocity"].sel(metric="rmse")).all()
+    # the forecast exists now: a second run without --overwrite is refused with one line
+    capsys.readouterr()
+    assert main(["forecast", "--data", str(data), "--model", str(model), "--steps", "3",
+                 "--quiet", "--out", str(fc)]) == 2
+    assert "overwrite" in capsys.readouterr().err
+
+
+def test_input_errors_are_one_line(tmp_path, capsys):
+    assert main(["forecast", "--data", str(tmp_path / "nope.zarr"), "--model", "resnet",
+                 "--out", str(tmp_path / "f.zarr")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["forecast", "--entry", "no_such_entry", "--model", "resnet",
+                 "--out", str(tmp_path / "f.zarr")]) == 2
+    err = capsys.readouterr().err
+    assert "no entry 'no_such_entry'" in err and err.count("\n") == 1

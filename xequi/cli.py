@@ -32,6 +32,98 @@ def _cmd_simulate(args) -> int:
     return 0
 
 
+def _open_input(args, what: str = "data"):
+    """The input dataset of a subcommand: ``--data PATH`` or ``--catalog/--entry`` (+ ``--param``)."""
+    import xarray as xr
+
+    from xequi.catalog import catalog, catalog_path
+
+    path = getattr(args, "data", None)
+    if path:
+        from pathlib import Path as _P
+
+        p = _P(path)
+        if not p.exists():
+            raise ParameterError(f"{what} path {path!r} does not exist.",
+                                 fix="give an existing .zarr store or .nc file")
+        if p.suffix.lower() == ".zarr" or p.is_dir():
+            return xr.open_zarr(p)
+        return xr.open_dataset(p)
+    import intake
+
+    cat = intake.open_catalog(args.catalog) if args.catalog else catalog()
+    if args.entry not in list(cat):
+        raise ParameterError(
+            f"catalog {args.catalog or str(catalog_path())!r} has no entry {args.entry!r}.",
+            fix=f"choose one of {sorted(cat)}")
+    params = {}
+    for item in args.param or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ParameterError(f"--param {item!r} is not KEY=VALUE.", fix="write e.g. --param preset=default")
+        params[key] = value
+    return cat[args.entry](**params).to_dask()
+
+
+def _cmd_train(args) -> int:
+    from xequi.checkpoint import save_model
+    from xequi.train import fit
+
+    ds = _open_input(args)
+    if args.variables:
+        ds = ds[args.variables.split(",")]
+    model, history = fit(args.model, ds, t_in=args.t_in, size=args.size, epochs=args.epochs,
+                         batch_size=args.batch_size, lr=args.lr, window=args.window,
+                         augment=tuple(args.augment.split(",")) if args.augment else (),
+                         seed=args.seed, device=args.device, progress=not args.quiet,
+                         checkpoint_dir=args.checkpoint_dir)
+    path = save_model(model, args.out, overwrite=args.overwrite)
+    print(f"wrote {path} (best epoch {history['best_epoch']}, validation loss "
+          f"{history['best_val_loss']:.4g})")
+    return 0
+
+
+def _cmd_forecast(args) -> int:
+    from xequi.forecast import forecast, parse_init_time
+
+    ds = _open_input(args)
+    fc = forecast(ds, args.model, steps=args.steps, init_time=parse_init_time(args.init_time, ds),
+                  fill=args.fill, batch_size=args.batch_size, device=args.device,
+                  progress=not args.quiet, out=args.out, overwrite=args.overwrite)
+    print(f"wrote {args.out}: {dict(fc.sizes)}")
+    return 0
+
+
+def _cmd_evaluate(args) -> int:
+    import xarray as xr
+
+    from xequi.diagnostics import evaluate
+
+    fpath = Path(args.forecast)
+    if not fpath.exists():
+        raise ParameterError(f"forecast {args.forecast!r} does not exist.",
+                             fix="run `xequi forecast ... --out FILE` first")
+    fc = xr.open_zarr(fpath) if fpath.suffix.lower() == ".zarr" else xr.open_dataset(fpath)
+    truth = _open_input(args, "truth")
+    metrics = tuple(args.metrics.split(",")) if args.metrics else None
+    kwargs = {"metrics": metrics} if metrics else {}
+    result = evaluate(fc, truth, reference="persistence" if args.persistence else None, **kwargs)
+    with xr.set_options(display_width=120):
+        print(result.load())
+    if args.out:
+        _write(result, args.out, args.overwrite)
+        print(f"wrote {args.out}")
+    return 0
+
+
+def _add_input(p, data_help: str = "input .zarr or .nc (instead of a catalog entry)") -> None:
+    p.add_argument("--data", help=data_help)
+    p.add_argument("--catalog", help="intake catalog YAML (default: xequi's own catalog)")
+    p.add_argument("--entry", default="rayleigh_benard", help="catalog entry (default: %(default)s)")
+    p.add_argument("--param", action="append", metavar="KEY=VALUE",
+                   help="catalog entry parameter, repeatable (e.g. --param preset=default)")
+
+
 def _cmd_demo(args) -> int:
     from xequi.demo import run_demo
 
@@ -69,6 +161,49 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--overwrite", action="store_true", help="replace an existing output")
     sim.add_argument("--quiet", action="store_true", help="no progress bar")
     sim.set_defaults(func=_cmd_simulate)
+
+    tr = sub.add_parser("train", help="fit a model to a dataset and save it with its model card")
+    _add_input(tr)
+    tr.add_argument("--model", required=True, help="registered model name (e.g. rot-resnet)")
+    tr.add_argument("--variables", help="comma-separated variables to keep (default: all)")
+    tr.add_argument("--t-in", dest="t_in", type=int, default=None, help="input frames")
+    tr.add_argument("--size", default="small", choices=["small", "paper"])
+    tr.add_argument("--epochs", type=int, default=100)
+    tr.add_argument("--batch-size", dest="batch_size", type=int, default=16)
+    tr.add_argument("--lr", type=float, default=1e-3)
+    tr.add_argument("--window", type=int, default=64)
+    tr.add_argument("--augment", help="comma-separated symmetry kinds for augmentation (e.g. rot90,um)")
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--device", default="auto")
+    tr.add_argument("--checkpoint-dir", dest="checkpoint_dir", help="resumable training state")
+    tr.add_argument("--out", required=True, help="output checkpoint (.xequi)")
+    tr.add_argument("--overwrite", action="store_true")
+    tr.add_argument("--quiet", action="store_true")
+    tr.set_defaults(func=_cmd_train)
+
+    fc = sub.add_parser("forecast", help="forecast with a model and write the result")
+    _add_input(fc)
+    fc.add_argument("--model", required=True, help="pretrained name or .xequi checkpoint path")
+    fc.add_argument("--steps", type=int, default=10)
+    fc.add_argument("--init-time", dest="init_time",
+                    help="'last' (default), a time, 'a,b,c' or a range 'a..b'")
+    fc.add_argument("--fill", default="error", choices=["error", "zero"],
+                    help="NaN (land) handling: error, or zero velocity (default: %(default)s)")
+    fc.add_argument("--batch-size", dest="batch_size", type=int, default=None)
+    fc.add_argument("--device", default="auto")
+    fc.add_argument("--out", required=True, help="output path, .zarr or .nc")
+    fc.add_argument("--overwrite", action="store_true")
+    fc.add_argument("--quiet", action="store_true")
+    fc.set_defaults(func=_cmd_forecast)
+
+    ev = sub.add_parser("evaluate", help="score a forecast against the truth")
+    ev.add_argument("--forecast", required=True, help="forecast .zarr or .nc")
+    _add_input(ev, "truth .zarr or .nc (instead of a catalog entry)")
+    ev.add_argument("--metrics", help="comma-separated metrics (default: all)")
+    ev.add_argument("--persistence", action="store_true", help="also score persistence")
+    ev.add_argument("--out", help="write the metrics to .nc or .zarr")
+    ev.add_argument("--overwrite", action="store_true")
+    ev.set_defaults(func=_cmd_evaluate)
 
     demo = sub.add_parser("demo", help="run the main job on the built-in default data")
     demo.add_argument("--out-dir", default="demo-output", help="where outputs go (default: %(default)s)")

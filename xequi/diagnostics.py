@@ -606,6 +606,17 @@ def tke_spectrum(ds: xr.Dataset, dim: str | None = None, u: str | None = None,
     return out.rename("tke_spectrum")
 
 
+def _np_log10(a):
+    with np.errstate(divide="ignore", invalid="ignore"):  # log10(0) = -inf is meant here
+        return np.log10(a)
+
+
+def _log10(da: xr.DataArray) -> xr.DataArray:
+    """log10 that stays quiet about zeros also when dask computes it later, chunk by chunk."""
+    return xr.apply_ufunc(_np_log10, da, dask="parallelized", output_dtypes=[da.dtype],
+                          keep_attrs=True)
+
+
 def log_spectrum_rmse(pred: xr.DataArray, true: xr.DataArray, dim: str = "wavenumber",
                       drop_zero: bool = True) -> xr.DataArray:
     """RMSE between log10 spectra: ``sqrt(mean_k (log10 P(k) - log10 T(k))^2)``.
@@ -650,10 +661,9 @@ def log_spectrum_rmse(pred: xr.DataArray, true: xr.DataArray, dim: str = "wavenu
             and not np.allclose(pred[dim].values, true[dim].values)):
         raise GridError("the two spectra have different wavenumbers.",
                         fix="compute both on the same grid with the same options")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        lp = np.log10(pred.where(pred >= 0))
-        lt = np.log10(true.where(true >= 0))
-        d2 = ((lp - lt) ** 2).where(~((pred == 0) & (true == 0)))
+    lp = _log10(pred.where(pred >= 0))
+    lt = _log10(true.where(true >= 0))
+    d2 = ((lp - lt) ** 2).where(~((pred == 0) & (true == 0)))
     if drop_zero and dim in d2.coords:
         d2 = d2.where(d2[dim] != 0)
     out = np.sqrt(d2.mean(dim, skipna=True))
@@ -773,8 +783,8 @@ def ese(forecast: xr.Dataset, truth: xr.Dataset, dim: str | None = None, u: str 
     if sample_dims is not None:
         sd = [sample_dims] if isinstance(sample_dims, str) else list(sample_dims)
         with np.errstate(divide="ignore", invalid="ignore"):
-            sf = 10 ** np.log10(sf.where(sf >= 0)).mean(sd)
-            st = 10 ** np.log10(st.where(st >= 0)).mean(sd)
+            sf = 10 ** _log10(sf.where(sf >= 0)).mean(sd)
+            st = 10 ** _log10(st.where(st >= 0)).mean(sd)
     return log_spectrum_rmse(sf, st, drop_zero=False).rename("ese").assign_attrs(
         long_name="energy spectrum error: RMSE of log10 TKE spectra (Wang et al. 2021)",
         units="1")
