@@ -191,3 +191,17 @@ def test_shipped_pretrained_small():
     assert sum(f.stat().st_size for f in files) < 20e6
     for name in ck.available_pretrained():
         assert ck.read_card(name)["name"] == name
+
+
+def test_header_length_with_a_0x80_low_byte_is_not_taken_for_a_pickle(tmp_path, resnet):
+    """Regression: a safetensors header of 0x..80 bytes starts the file with 0x80, the pickle
+    protocol opcode; such a checkpoint must load, not be refused as a pickle."""
+    for pad in range(256):  # grow the card until the header length ends in 0x80
+        path = ck.save_model(resnet, tmp_path / "m.xequi", card={"notes": "x" * pad},
+                             overwrite=True)
+        if path.read_bytes()[0] == 0x80:
+            break
+    else:  # pragma: no cover
+        pytest.fail("could not produce a header length ending in 0x80")
+    loaded = ck.load_model(path)
+    assert loaded.card["notes"] == "x" * pad

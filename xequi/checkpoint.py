@@ -390,15 +390,20 @@ def _check_file(path: Path) -> None:
                               fix="pass the .xequi file inside it")
     size = path.stat().st_size
     with open(path, "rb") as f:
-        head = f.read(8)
+        head = f.read(9)
+    # safetensors: an 8-byte little-endian header length, then the JSON header. Its first byte can
+    # be 0x80 (a header of 0x..80 bytes), so the pickle test must not look at that byte alone.
+    looks_safetensors = len(head) == 9 and head[8:9] == b"{" and \
+        8 < int.from_bytes(head[:8], "little") + 8 <= size
     if head[:4] == b"PK\x03\x04":
         raise _refuse_pickle(path, "is a zip archive (torch.save format, pickle inside)")
-    if head[:1] == b"\x80" or path.suffix.lower() in _PICKLE_SUFFIXES:
+    if path.suffix.lower() in _PICKLE_SUFFIXES or (
+            not looks_safetensors and len(head) > 1 and head[0] == 0x80 and 2 <= head[1] <= 5):
         raise _refuse_pickle(path, "looks like a pickle / torch.save file")
     if len(head) < 8:
         raise CheckpointError(f"checkpoint {str(path)!r} is truncated or corrupt ({size} bytes).",
                               fix="re-download or re-save the checkpoint")
-    (n,) = struct.unpack("<Q", head)
+    (n,) = struct.unpack("<Q", head[:8])
     if n > _MAX_HEADER or n + 8 > size:
         raise CheckpointError(
             f"checkpoint {str(path)!r} is truncated or corrupt (header of {n} bytes in a file of "
@@ -468,6 +473,16 @@ def read_card(path: str | os.PathLike) -> dict:
         Missing, corrupt, pickle, or another format version.
     ModelError
         A name without shipped weights.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from xequi import models
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     p = save_model(models.create("resnet", t_in=2, widths=(4,)), Path(d) / "m")
+    ...     card = read_card(p)
+    >>> card["format"], card["t_in"]
+    ('xequi-model-card', 2)
     """
     return _read_card_only(_resolve(path))
 
