@@ -134,6 +134,9 @@ def main(argv=None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="paper", choices=["paper", "default"],
                         help="rayleigh_benard preset of the training data (default: %(default)s)")
+    parser.add_argument("--data", default=None,
+                        help="read the training data from this .nc / .zarr (a saved rayleigh_benard "
+                             "output) instead of simulating the preset")
     parser.add_argument("--quick", action="store_true",
                         help="smoke test: tiny simulation, 2 small models, 2 epochs, t_in=4, "
                              "written to build/pretrained-quick unless --out-dir is given")
@@ -180,7 +183,12 @@ def main(argv=None) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
 
     t0 = time.perf_counter()
-    if quick:
+    if args.data:
+        import xarray as xr
+
+        ds = (xr.open_zarr(args.data) if args.data.endswith(".zarr") else xr.open_dataset(args.data)).load()
+        label = str(ds.attrs.get("preset", label))
+    elif quick:
         ds = rayleigh_benard("default", progress=not args.quiet, cache=False, **QUICK_SIM)
     else:
         ds = rayleigh_benard(args.preset, progress=not args.quiet)  # the paper preset is cached
