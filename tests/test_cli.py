@@ -42,8 +42,21 @@ def test_help_and_entry_point():
 def test_demo_runs_on_the_default(rbc_default, tmp_path, capsys):
     assert main(["demo", "--out-dir", str(tmp_path), "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert "Nusselt" in out and "Ra = 1e+06" in out
-    assert (tmp_path / "rayleigh_benard.zarr").exists()
+    for model in ("rot-resnet", "um-mag-rot-resnet", "resnet", "persistence"):
+        assert f"original     {model} " in out and f"rotated 90°  {model} " in out
+    assert "spectrum_error" in out
+    for name in ("fields.png", "spectra.png", "metrics.png"):
+        assert (tmp_path / name).stat().st_size > 10_000
+    fc = xr.open_zarr(tmp_path / "forecast.zarr")
+    assert fc.sizes["lead_time"] == 10 and fc.attrs["model"] == "rot-resnet"
+    met = xr.open_dataset(tmp_path / "metrics.nc")
+    rmse = met["velocity"].sel(metric="rmse")
+    # the equivariant models score the same on the rotated copy; the plain ResNet does not
+    for model in ("rot-resnet", "um-mag-rot-resnet"):
+        a, b = (rmse.sel(model=model, data=d) for d in ("original", "rotated 90°"))
+        np.testing.assert_allclose(b, a, rtol=1e-4)
+    a, b = (float(rmse.sel(model="resnet", data=d).mean()) for d in ("original", "rotated 90°"))
+    assert b > 1.2 * a
 
 
 def test_train_forecast_evaluate_chain(tmp_path, capsys):

@@ -15,7 +15,7 @@ from pathlib import Path
 __all__ = ["run_demo"]
 
 #: shipped models compared by the demo
-DEMO_MODELS = ("rot-resnet", "resnet")
+DEMO_MODELS = ("rot-resnet", "um-mag-rot-resnet", "resnet")
 #: fraction of the record at its end that the shipped models never saw (scripts/train_pretrained.py)
 TEST_FRACTION = 0.15
 
@@ -49,6 +49,24 @@ def run_demo(out_dir: str | Path = "demo-output", progress: bool = True, steps: 
     -------
     dict
         ``{"metrics": Dataset (data, model, metric, lead_time), "paths": {...}, "seconds": float}``.
+
+    Raises
+    ------
+    ModelError
+        The shipped ``rot-resnet`` or ``resnet`` weights are missing from this installation.
+    ParameterError
+        ``steps`` not a positive integer (from :func:`xequi.forecast.forecast`).
+    OSError
+        ``out_dir`` cannot be created.
+
+    Examples
+    --------
+    Takes about a minute on a laptop CPU (the first call also simulates the data, ~35 s), so it is
+    not run as a doctest; ``xequi demo`` on the command line does the same:
+
+    >>> result = run_demo("demo-output", progress=False)  # doctest: +SKIP
+    >>> sorted(result["paths"])  # doctest: +SKIP
+    ['fields', 'forecast', 'metrics', 'metrics_plot', 'spectra']
     """
     import numpy as np
     import xarray as xr
@@ -91,7 +109,7 @@ def run_demo(out_dir: str | Path = "demo-output", progress: bool = True, steps: 
                       .expand_dims(data=[data_name]))
     metrics = xr.concat(tables, "data", coords="minimal", compat="override")
 
-    fc_path = write_dataset(forecasts[("original", "rot-resnet")], out / "forecast.zarr",
+    fc_path = write_dataset(forecasts[("original", DEMO_MODELS[0])], out / "forecast.zarr",
                             overwrite=True)
     met_path = write_dataset(metrics.drop_attrs() if hasattr(metrics, "drop_attrs") else metrics,
                              out / "metrics.nc", overwrite=True)
@@ -104,14 +122,14 @@ def run_demo(out_dir: str | Path = "demo-output", progress: bool = True, steps: 
     print(f"\nvelocity RMSE and kinetic-energy spectrum error (RMSE of log10 E(k)) by lead time "
           f"(time units of the data: {ds['time'].attrs.get('units', '?')}), mean over "
           f"{len(inits)} initial times:")
-    header = f"{'data':<13}{'model':<13}{'metric':<16}" + "".join(f"{lead_txt[i]:>9}" for i in show)
+    header = f"{'data':<13}{'model':<19}{'metric':<16}" + "".join(f"{lead_txt[i]:>9}" for i in show)
     print(header)
     print("-" * len(header))
     for data_name in metrics["data"].values:
         for name in metrics["model"].values:
             for metric in ("rmse", "spectrum_error"):
                 vals = metrics["velocity"].sel(data=data_name, model=name, metric=metric).values
-                print(f"{str(data_name):<13}{str(name):<13}{metric:<16}"
+                print(f"{str(data_name):<13}{str(name):<19}{metric:<16}"
                       + "".join(f"{vals[i]:9.4f}" for i in show))
     rmse = metrics["velocity"].sel(metric="rmse")
     for name in DEMO_MODELS:
@@ -122,14 +140,14 @@ def run_demo(out_dir: str | Path = "demo-output", progress: bool = True, steps: 
 
     # ---- figures --------------------------------------------------------------------------------
     init0 = inits[0]
-    fc_rot = forecasts[("original", "rot-resnet")]
-    truth_frames = ds.sel(time=fc_rot["valid_time"].sel(init_time=init0).values)
-    truth_fc = truth_frames.rename(time="lead_time").assign_coords(lead_time=fc_rot["lead_time"].values)
-    picks = list(fc_rot["lead_time"].values[[0, len(lead) // 2, len(lead) - 1]])
+    fc_main = forecasts[("original", DEMO_MODELS[0])]
+    truth_frames = ds.sel(time=fc_main["valid_time"].sel(init_time=init0).values)
+    truth_fc = truth_frames.rename(time="lead_time").assign_coords(lead_time=fc_main["lead_time"].values)
+    picks = list(fc_main["lead_time"].values[[0, len(lead) // 2, len(lead) - 1]])
     paths = {"forecast": str(fc_path), "metrics": str(met_path)}
     paths["fields"] = str(out / "fields.png")
-    plot.fields(truth_fc.expand_dims(init_time=[init0]), fc_rot, lead_times=picks, variable="speed",
-                init_time=init0, save=paths["fields"])
+    plot.fields(ds, fc_main, lead_times=picks, variable="speed", init_time=init0,
+                save=paths["fields"])
     spec = {"truth": spectrum(truth_fc)}
     for name in DEMO_MODELS:
         spec[name] = spectrum(forecasts[("original", name)].sel(init_time=init0))
