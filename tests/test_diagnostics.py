@@ -413,3 +413,31 @@ def test_evaluate_numeric_lead_times_and_accessor():
 def test_doctests():
     res = doctest.testmod(D, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert res.failed == 0 and res.attempted > 10
+
+
+def test_spectrum_error_compares_shells_up_to_nyquist_by_default():
+    """Corner shells (k above the smaller axis Nyquist) hold no energy in a dealiased field; a
+    forecast with grid-scale noise there must not dominate the default spectrum error."""
+    rng = np.random.default_rng(3)
+    n = 32
+    x = np.arange(n) * 1000.0
+    k = np.fft.fftfreq(n, 1000.0)
+    kk = np.hypot(k[:, None], k[None, :])
+    nyq = 0.5 / 1000.0
+
+    def field(noise_corners):
+        spec = (rng.standard_normal((n, n)) + 1j * rng.standard_normal((n, n))) / (1 + kk * 1e4)
+        spec = np.where(kk <= nyq, spec, noise_corners)
+        return np.real(np.fft.ifft2(spec))
+
+    coords = {"y": ("y", x, {"units": "m", "axis": "Y"}), "x": ("x", x, {"units": "m", "axis": "X"})}
+    truth = xr.Dataset({c: (("y", "x"), field(0.0), {"units": "m s-1"}) for c in "uv"}, coords=coords)
+    noisy = truth + xr.Dataset({c: (("y", "x"), 1e-6 * rng.standard_normal((n, n)), {"units": "m s-1"})
+                                for c in "uv"}, coords=coords)
+    default = float(D.spectrum_error(noisy, truth))
+    every = float(D.spectrum_error(noisy, truth, k_max=None))
+    assert default < 0.05 < every
+    E = D.spectrum(truth)
+    assert E.attrs["nyquist_wavenumber"] == pytest.approx(nyq)
+    with pytest.raises(ParameterError, match="k_max"):
+        D.spectrum_error(noisy, truth, k_max="corners")

@@ -137,6 +137,14 @@ def build_parser() -> argparse.ArgumentParser:
     Returns
     -------
     argparse.ArgumentParser
+        With one subparser per command (``simulate``, ``train``, ``forecast``, ``evaluate``,
+        ``demo``); ``docs/cli.md`` is generated from it (``scripts/gen_cli_docs.py``).
+
+    Examples
+    --------
+    >>> args = build_parser().parse_args(["forecast", "--model", "rot-resnet", "--out", "f.zarr"])
+    >>> args.command, args.model, args.steps, args.entry
+    ('forecast', 'rot-resnet', 10, 'rayleigh_benard')
     """
     from xequi._version import __version__
 
@@ -224,6 +232,18 @@ def main(argv: list[str] | None = None) -> int:
     -------
     int
         Exit status: 0 on success, 2 on a user error (printed as one line on stderr).
+
+    Raises
+    ------
+    SystemExit
+        From argparse, for ``--help``, ``--version`` or unparseable arguments (status 2).
+        Errors of xequi itself (:class:`~xequi.errors.XequiError`) are not raised: they become
+        exit status 2.
+
+    Examples
+    --------
+    >>> main(["evaluate", "--forecast", "no-such-forecast.zarr"])
+    2
     """
     parser = build_parser()
     args = parser.parse_args(argv)

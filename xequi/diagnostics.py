@@ -36,7 +36,14 @@ from xequi.errors import (
     UnitsError,
     VariableNotFoundError,
 )
-from xequi.fields import find_axes, find_velocity, grid_spacing, parse_units
+from xequi.fields import (
+    _units_mapping,
+    check_real,
+    find_axes,
+    find_velocity,
+    grid_spacing,
+    parse_units,
+)
 
 __all__ = [
     "METRICS",
@@ -113,7 +120,7 @@ def _spatial_grid(obj, x=None, y=None, units=None):
         obj = obj[names[0]]
     sub = obj.isel({d: 0 for d in obj.dims if d not in (xd, yd)}, drop=True)
     sub = sub.drop_vars([c for c in sub.coords if c not in (xd, yd)])
-    units = dict(units or {})
+    units = _units_mapping(units)
     for d in (xd, yd):  # a dimension without coordinate: grid index, non-dimensional spacing 1
         if d not in sub.coords and d not in units:
             units[d] = "1"
@@ -324,10 +331,12 @@ def spectrum(obj: xr.Dataset | xr.DataArray, u: str | None = None, v: str | None
                              fix="pass convention='cycles' (1/wavelength) or 'radians'")
     if isinstance(obj, xr.Dataset):
         un, vn = find_velocity(obj, u=u, v=v)
+        check_real(obj, (un, vn))
         uu, fv = _velocity_units(obj, un, vn)
         comps = [obj[un], obj[vn] * fv if fv != 1.0 else obj[vn]]
         what = f"kinetic energy of ({un}, {vn})"
     elif isinstance(obj, xr.DataArray):
+        check_real(obj)
         comps, uu = [obj], _units_of(obj)
         what = f"half variance of {obj.name or 'the field'}"
     else:
@@ -395,6 +404,8 @@ def spectrum(obj: xr.Dataset | xr.DataArray, u: str | None = None, v: str | None
                                 else "energy per wavenumber bin: sum(E) = domain-mean KE"),
         "wavenumber_bin_width": width,
         "wavenumber_convention": klabel,
+        # shells beyond the smaller axis Nyquist wavenumber are only partly filled (grid corners)
+        "nyquist_wavenumber": min(0.5 / dxm, 0.5 / dym) * scale,
         "normalization": "u_hat = fft2(u) / (nx * ny); E = 0.5 * sum_shell |u_hat|^2 + |v_hat|^2",
         "land": land,
         "detrend": str(detrend),
@@ -681,7 +692,8 @@ def _mask_both(f: xr.Dataset, t: xr.Dataset, names):
 
 
 def spectrum_error(forecast: xr.Dataset | xr.DataArray, truth: xr.Dataset | xr.DataArray,
-                   u: str | None = None, v: str | None = None, **kwargs) -> xr.DataArray:
+                   u: str | None = None, v: str | None = None, k_max="nyquist",
+                   **kwargs) -> xr.DataArray:
     """Kinetic-energy spectrum error: RMSE of ``log10 E(k)`` per frame (wavenumber 0 skipped).
 
     Both inputs get the union of their NaN masks, then :func:`spectrum` (``**kwargs``: detrend,
@@ -693,6 +705,11 @@ def spectrum_error(forecast: xr.Dataset | xr.DataArray, truth: xr.Dataset | xr.D
     forecast, truth : xarray.Dataset (velocity) or xarray.DataArray (one component)
         On the same grid, aligned frame by frame.
     u, v : str, optional
+    k_max : "nyquist", float or None, default "nyquist"
+        Compare shells up to this wavenumber only (in the spectrum's units). ``"nyquist"``: the
+        smaller axis Nyquist wavenumber — beyond it the isotropic shells hold only the corners
+        of the 2-D spectrum, where a dealiased simulation or a smoothed product has almost no
+        energy and the log error measures nothing but that gap. ``None``: every shell.
     **kwargs
         Passed to :func:`spectrum`.
 
@@ -730,8 +747,18 @@ def spectrum_error(forecast: xr.Dataset | xr.DataArray, truth: xr.Dataset | xr.D
             else forecast[[un, vn]]
         f, t = _mask_both(f, truth[[un, vn]], [un, vn])
         pf, pt = spectrum(f, u=un, v=vn, **kwargs), spectrum(t, u=un, v=vn, **kwargs)
+    if isinstance(k_max, str):
+        if k_max != "nyquist":
+            raise ParameterError(f"k_max must be 'nyquist', a number or None, got {k_max!r}.",
+                                 fix="pass k_max='nyquist' (default), a wavenumber, or None")
+        k_max = pt.attrs["nyquist_wavenumber"]
+    if k_max is not None:
+        keep = pt["wavenumber"] <= float(k_max) * (1 + 1e-9)
+        pf, pt = pf.isel(wavenumber=keep.values), pt.isel(wavenumber=keep.values)
+    limit = "all shells" if k_max is None else f"shells up to k = {float(k_max):g}"
     return log_spectrum_rmse(pf, pt).rename("spectrum_error").assign_attrs(
-        long_name="RMSE of log10 kinetic-energy spectra (wavenumber 0 skipped)", units="1")
+        long_name=f"RMSE of log10 kinetic-energy spectra (wavenumber 0 skipped, {limit})",
+        units="1")
 
 
 def ese(forecast: xr.Dataset, truth: xr.Dataset, dim: str | None = None, u: str | None = None,
@@ -809,6 +836,14 @@ def _pairs(forecast, truth, u, v):
             f"forecast and truth share no 2-D variable (forecast: "
             f"{sorted(map(str, forecast.data_vars))}, truth: {sorted(map(str, truth.data_vars))}).",
             fix="give the forecast the truth's variable names")
+    for n in names:
+        for what, da in (("forecast", forecast[n]), ("truth", truth[n])):
+            if not np.issubdtype(da.dtype, np.number) or np.issubdtype(da.dtype,
+                                                                       np.complexfloating):
+                raise ParameterError(f"variable {n!r} of the {what} is not real numeric "
+                                     f"({da.dtype}): it cannot be scored.",
+                                     fix=f"convert it, e.g. ds[{n!r}].astype('float64'), or "
+                                         "drop it")
     out = [(n, [forecast[n]], [truth[n]]) for n in names]
     try:
         un, vn = find_velocity(truth, u=u, v=v)
@@ -968,6 +1003,11 @@ def _time_dim(ds, time):
     if t is None:
         raise VariableNotFoundError(f"the truth has no time dimension (dims: {tuple(ds.dims)}).",
                                     fix="pass time= the name of its time dimension")
+    if t in ds.indexes and not ds.indexes[t].is_unique:
+        dup = ds.indexes[t][ds.indexes[t].duplicated()][:3]
+        raise GridError(f"the time coordinate {t!r} has duplicate values (e.g. "
+                        f"{[str(d) for d in dup]}): times cannot be looked up.",
+                        fix=f"drop the duplicates, e.g. ds.drop_duplicates({t!r})")
     return t
 
 
@@ -1196,7 +1236,8 @@ def evaluate(forecast: xr.Dataset, truth: xr.Dataset,
     init_dim, lead_dim : str
         Forecast dimension names.
     spectrum_kwargs : mapping, optional
-        Passed to :func:`spectrum` (``detrend``, ``window``, ``land``).
+        Passed to :func:`spectrum` (``detrend``, ``window``, ``land``), and ``k_max`` to
+        :func:`spectrum_error`.
 
     Returns
     -------
@@ -1246,6 +1287,24 @@ def evaluate(forecast: xr.Dataset, truth: xr.Dataset,
                                      "init_dim=/lead_dim=")
     tdim = _time_dim(truth, time)
     xd, yd = _spatial(truth)
+    if len({init_dim, lead_dim, xd, yd}) < 4:
+        raise ParameterError(f"init_dim={init_dim!r} and lead_dim={lead_dim!r} must be two "
+                             f"dims of the forecast other than its spatial dims {yd!r}, {xd!r}.",
+                             fix="pass the forecast's init and lead time dims")
+    if climatology is not None and not isinstance(climatology, xr.Dataset):
+        raise ParameterError(f"climatology must be an xarray.Dataset with the truth's variables,"
+                             f" got {type(climatology).__name__}.",
+                             fix="pass e.g. truth.mean('time') (a Dataset), or None")
+    if spectrum_kwargs is not None:
+        import inspect
+
+        allowed = (set(inspect.signature(spectrum).parameters) - {"obj", "u", "v"}) | {"k_max"}
+        wrong = sorted(map(str, set(spectrum_kwargs) - allowed)) \
+            if isinstance(spectrum_kwargs, Mapping) else None
+        if wrong is None or wrong:
+            raise ParameterError(f"spectrum_kwargs must be a mapping of spectrum() arguments, got "
+                                 f"{spectrum_kwargs!r}" + (f" (unknown: {wrong})" if wrong else "")
+                                 + ".", fix=f"use keys among {sorted(allowed)}")
     _check_same_grid(forecast, truth, xd, yd)
     names = [n for n in truth.data_vars if n in forecast.data_vars
              and {xd, yd} <= set(truth[n].dims)]

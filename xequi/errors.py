@@ -32,6 +32,15 @@ class XequiError(Exception):
         What is wrong, naming the culprit (parameter, variable, dimension, file).
     fix : str, optional
         What the user can do about it. Appended to the message as ``Fix: ...``.
+
+    Examples
+    --------
+    >>> err = ParameterError("Ra must be > 0, got -3.", fix="pass a positive Rayleigh number")
+    >>> print(err)
+    Ra must be > 0, got -3.
+    Fix: pass a positive Rayleigh number
+    >>> isinstance(err, XequiError), isinstance(err, ValueError)
+    (True, True)
     """
 
     def __init__(self, problem: str, fix: str | None = None):

@@ -215,6 +215,23 @@ def find_velocity(ds: xr.Dataset, u: str | None = None, v: str | None = None) ->
         fix="set the standard_name attrs of the velocity components, or pass u= and v=")
 
 
+def check_real(obj: xr.Dataset | xr.DataArray, names: Sequence[str] | None = None) -> None:
+    """Raise :class:`ParameterError` unless the variables are real numbers (int or float).
+
+    bool, complex, object and string fields are refused rather than cast silently (a complex
+    velocity would lose its imaginary part, a bool one is not a velocity). Reads dtypes only.
+    """
+    items = [(obj.name, obj)] if isinstance(obj, xr.DataArray) else \
+        [(n, obj[n]) for n in (names if names is not None else obj.data_vars)]
+    for n, da in items:
+        dt = da.dtype
+        if not np.issubdtype(dt, np.number) or np.issubdtype(dt, np.complexfloating):
+            raise ParameterError(f"variable {n!r} is not real numeric ({dt}); xequi computes "
+                                 "with real float fields.",
+                                 fix=f"convert it first, e.g. ds[{n!r}].astype('float64') (or "
+                                     "take .real of a complex field)")
+
+
 def _units_attr(obj) -> str | None:
     u = obj.attrs.get("units")
     if u is None and "units" in getattr(obj, "encoding", {}):
@@ -230,6 +247,23 @@ def _is_lon(coord) -> bool:
 def _is_lat(coord) -> bool:
     units = (_units_attr(coord) or "").lower().replace(" ", "")
     return coord.attrs.get("standard_name") == "latitude" or units in _LAT_UNITS
+
+
+def _units_mapping(units) -> dict:
+    """``units=`` as a dict; a clear error for a bare string (a common slip)."""
+    if units is None:
+        return {}
+    if not isinstance(units, Mapping):
+        raise ParameterError(f"units must be a mapping {{variable or dimension: units}}, got "
+                             f"{units!r}.", fix="pass e.g. units={'u': 'cm/s', 'v': 'cm/s', "
+                                                "'x': 'km'}")
+    return dict(units)
+
+
+def _time_like(coord) -> bool:
+    """A coordinate that cannot be a spatial axis: datetime / timedelta, or named like a time."""
+    return (np.issubdtype(coord.dtype, np.datetime64) or np.issubdtype(coord.dtype, np.timedelta64)
+            or "time" in str(coord.name).lower())
 
 
 def find_axes(obj: xr.Dataset | xr.DataArray, x: str | None = None, y: str | None = None,
@@ -279,7 +313,7 @@ def find_axes(obj: xr.Dataset | xr.DataArray, x: str | None = None, y: str | Non
         if d not in coords.coords:
             coords = coords.assign_coords({d: np.arange(obj.sizes[d])})
 
-    def from_cf(c: xr.Dataset) -> dict[str, str]:
+    def from_cf(c: xr.Dataset, guessed: bool = False) -> dict[str, str]:
         found: dict[str, str] = {}
         keys = {"X": ["X", "longitude"], "Y": ["Y", "latitude"], "T": ["T", "time"]}
         axes, crds = c.cf.axes, c.cf.coordinates
@@ -288,13 +322,16 @@ def find_axes(obj: xr.Dataset | xr.DataArray, x: str | None = None, y: str | Non
                 for name in axes.get(k, []) + crds.get(k, []):
                     cd = c[name]
                     if cd.ndim == 1 and str(cd.dims[0]) in dims:
+                        if guessed and ax in ("X", "Y") and _time_like(cd):
+                            # cf-xarray's guess matches name prefixes ('i' in 'init_time')
+                            continue
                         found.setdefault(ax, str(cd.dims[0]))
         return found
 
     found = from_cf(coords)
     if not {"X", "Y", "T"} <= set(found):
         try:
-            guessed = from_cf(coords.cf.guess_coord_axis())
+            guessed = from_cf(coords.cf.guess_coord_axis(), guessed=True)
         except Exception:  # pragma: no cover - cf-xarray heuristics failing is not fatal
             guessed = {}
         for k, val in guessed.items():
@@ -504,7 +541,7 @@ def grid_spacing(obj: xr.Dataset | xr.DataArray, x: str | None = None, y: str | 
     if not rtol > 0:
         raise ParameterError(f"rtol must be > 0, got {rtol}.", fix="pass e.g. rtol=1e-3")
     ureg = _ureg()
-    units = dict(units or {})
+    units = _units_mapping(units)
     ax = find_axes(obj, x=x, y=y, t=t)
     cx, cy = _coord_1d(obj, ax.x), _coord_1d(obj, ax.y)
     mx, x_asc = _spacing(cx.values, ax.x, rtol, "x")
@@ -769,7 +806,7 @@ def to_model_frame(ds: xr.Dataset, u: str | None = None, v: str | None = None,
     if fill not in ("error", "zero"):
         raise ParameterError(f"fill must be 'error' or 'zero', got {fill!r}.",
                              fix="pass fill='zero' to treat NaN (land) as zero velocity")
-    units = dict(units or {})
+    units = _units_mapping(units)
     un, vn = find_velocity(ds, u=u, v=v)
     if isinstance(scalars, str):
         scalars = [scalars]
@@ -783,6 +820,7 @@ def to_model_frame(ds: xr.Dataset, u: str | None = None, v: str | None = None,
             raise ParameterError(f"{s!r} is a velocity component, not a scalar.",
                                  fix="list only extra scalar channels in scalars=")
     names = (un, vn, *scalars)
+    check_real(ds, names)
     grid = check_grid(ds[list(names)], min_time=min_time, rtol=rtol, x=x, y=y, t=t,
                       units={k: val for k, val in units.items() if k in ds.dims})
     ax = grid.axes

@@ -246,6 +246,14 @@ def resolve_model(model, device="cpu"):
     ModelError
         A network without a model card, an unknown name; :class:`~xequi.errors.CheckpointError`
         for a bad file.
+
+    Examples
+    --------
+    >>> from xequi import models
+    >>> net = as_forecast_model(models.create("resnet", t_in=2, widths=(4,)), dx="1 km", dt="1 h")
+    >>> m = resolve_model(net)
+    >>> type(m).__name__, m.card["t_in"]
+    ('NormalizedModel', 2)
     """
     import torch
 
@@ -291,6 +299,14 @@ def model_info(model) -> dict:
     ------
     ModelError
         A card without channels or ``t_in``, or with fewer than the 2 velocity channels.
+
+    Examples
+    --------
+    >>> from xequi import models
+    >>> net = as_forecast_model(models.create("resnet", t_in=2, widths=(4,)), dx="1 km", dt="1 h")
+    >>> info = model_info(resolve_model(net))
+    >>> info["t_in"], str(info["dx"])
+    (2, '1 kilometer')
     """
     card = dict(getattr(model, "card", None) or {})
     chans = card.get("channels") or []
@@ -787,6 +803,107 @@ def _assemble(ds, arrays, names, ax, inits, leads, units, provenance) -> xr.Data
 # --------------------------------------------------------------------------------------------
 # public API
 # --------------------------------------------------------------------------------------------
+def _run_key(ds_sel, names, inits, rest, info, net) -> str:
+    """Hash of everything that determines a forecast's numbers: data (values, labels, attrs),
+    model weights, init times and rollout settings. A partial store is resumed only under it."""
+    import hashlib
+    import json
+
+    h = hashlib.sha256()
+    meta = {"names": list(names), "inits": [str(i) for i in inits], "steps": rest["steps"],
+            "t_in": rest["t_in"], "lam": rest["lam"], "window": list(rest["spec"].window),
+            "overlap": list(rest["spec"].overlap), "fields": repr(rest["fields_kw"]),
+            "weights": str(info["weights_sha256"]), "state": repr(_state_signature(net)),
+            "version": __version__, "dims": {str(k): int(v) for k, v in ds_sel.sizes.items()}}
+    h.update(json.dumps(meta, sort_keys=True, default=str).encode())
+    for n in list(names) + [str(c) for c in ds_sel.coords]:
+        var = ds_sel[n]
+        h.update(repr((n, var.dims, str(var.dtype), sorted(map(str, var.attrs.items())))).encode())
+        h.update(np.ascontiguousarray(var.values).tobytes())
+    return h.hexdigest()
+
+
+def _forecast_resumable(ds, ds_sel, positions, names, ax, inits, leads, units, provenance, rest,
+                        net, dev, target: Path, overwrite: bool, info, progress) -> xr.Dataset:
+    """``forecast(..., out=<zarr>, resume=True)``: write init time by init time, resumably.
+
+    Layout: the partial store ``.<name>.partial`` (zarr, the full forecast's metadata and
+    coordinates written first, data chunked one init time per chunk) and the progress record
+    ``.<name>.partial.json`` (``{"key": run hash, "done": n}``, replaced atomically after each
+    init time's chunks are written). A kill between a chunk write and the record update only
+    means that init time is computed and written again (region writes are idempotent). When
+    all are done the store is renamed into place and the record deleted.
+    """
+    import json
+
+    import dask.array as dsa
+    from tqdm.auto import tqdm
+
+    from xequi.io import ZARR_WRITE_KWARGS, _remove
+
+    parent = target.parent if str(target.parent) else Path(".")
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = parent / f".{target.name}.partial"
+    record = parent / f".{target.name}.partial.json"
+    key = _run_key(ds_sel, names, inits, rest, info, net)
+    done = 0
+    if record.exists() and tmp.exists():
+        try:
+            prog = json.loads(record.read_text())
+        except (OSError, ValueError):
+            prog = {}
+        if prog.get("key") == key:
+            done = int(prog.get("done", 0))
+        else:
+            raise ParameterError(
+                f"{str(tmp)!r} is a partial forecast of a different run (other data, model, "
+                "init times or settings): it cannot be resumed with these arguments.",
+                fix=f"repeat the interrupted call's arguments, or delete {str(tmp)!r} and "
+                    f"{str(record)!r} to start afresh")
+    if done == 0:  # (re)start: the full layout, data still empty
+        _remove(tmp)
+        shape = (len(positions), rest["steps"], int(ds_sel.sizes[ax.y]), int(ds_sel.sizes[ax.x]))
+        empty = {n: dsa.zeros(shape, chunks=(1,) + shape[1:], dtype=_out_dtype(ds[n].dtype))
+                 for n in names}
+        template = _assemble(ds, empty, names, ax, inits, leads, units, provenance)
+        template.attrs["forecast_resumable"] = 1
+        template.drop_encoding().to_zarr(tmp, mode="w", compute=False, **ZARR_WRITE_KWARGS)
+        _write_record(record, key, 0)
+    net = net.to(dev)
+    bar = tqdm(total=len(positions), initial=done, desc=f"forecast {info['name']} (resumable)",
+               unit="init", disable=not progress, leave=False)
+    try:
+        for i in range(done, len(positions)):
+            arrays = _forecast_positions(ds_sel, positions[i:i + 1], net=net, device=dev,
+                                         bar=None, **rest)
+            region = xr.Dataset({n: (("init_time", "lead_time", ax.y, ax.x), arrays[n])
+                                 for n in names})
+            region.to_zarr(tmp, region={"init_time": slice(i, i + 1)}, zarr_format=2,
+                           consolidated=False)
+            _write_record(record, key, i + 1)
+            bar.update(1)
+    finally:
+        bar.close()
+    old = parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+    if target.exists():
+        if not overwrite:  # created by someone else while we ran
+            raise ParameterError(f"output {str(target)!r} already exists.",
+                                 fix="choose another path, or pass overwrite=True")
+        os.replace(target, old)
+    os.replace(tmp, target)
+    _remove(old)
+    record.unlink(missing_ok=True)
+    return xr.open_zarr(target, consolidated=True)
+
+
+def _write_record(record: Path, key: str, done: int) -> None:
+    import json
+
+    tmp = record.with_name(record.name + f".tmp-{uuid.uuid4().hex[:8]}")
+    tmp.write_text(json.dumps({"key": key, "done": done}))
+    os.replace(tmp, record)
+
+
 def _check_out(out, overwrite):
     from xequi.io import output_format
 
@@ -815,7 +932,7 @@ def forecast(ds, model, steps: int = 10, init_time=None, *, u: str | None = None
              units: Mapping[str, str] | None = None, fill: str = "error",
              batch_size: int | None = None, device="auto", progress: bool = True, window=None,
              overlap=None, periodic=None, out=None, overwrite: bool = False,
-             grid_rtol: float = GRID_RTOL) -> xr.Dataset:
+             grid_rtol: float = GRID_RTOL, resume: bool = False) -> xr.Dataset:
     """Forecast ``steps`` frames ahead from each init time with a model, on any domain size.
 
     The rollout is autoregressive on the whole domain: each step windows the current state (the
@@ -866,6 +983,14 @@ def forecast(ds, model, steps: int = 10, init_time=None, *, u: str | None = None
         Replace an existing ``out``.
     grid_rtol : float, default :data:`GRID_RTOL`
         Relative tolerance of the dx / dy / dt check against the model card.
+    resume : bool, default False
+        Resumable writing to a ``.zarr`` ``out``: the forecast is written init time by init
+        time into a partial store beside ``out`` (``.<name>.partial``) with a progress record
+        (``.<name>.partial.json``), and moved into place when complete. Calling again with the
+        same arguments after an interruption (kill, crash, Ctrl-C) continues after the last
+        complete init time and gives the same numbers as an uninterrupted run; a partial store
+        of a different run (other data, model or arguments) is refused. The result is then
+        read back lazily from ``out``.
 
     Returns
     -------
@@ -913,7 +1038,7 @@ def forecast(ds, model, steps: int = 10, init_time=None, *, u: str | None = None
     >>> fc.u.dims, fc.u.shape, str(fc.lead_time.values[1].astype("timedelta64[h]"))
     (('init_time', 'lead_time', 'y', 'x'), (1, 2, 30, 40), '2 hours')
     """
-    from xequi.fields import check_grid, find_velocity
+    from xequi.fields import check_grid, check_real, find_velocity
 
     if isinstance(ds, xr.DataArray):
         name = ds.name if ds.name is not None else "__xequi_da__"
@@ -938,8 +1063,16 @@ def forecast(ds, model, steps: int = 10, init_time=None, *, u: str | None = None
     if fill not in ("error", "zero"):
         raise ParameterError(f"fill must be 'error' or 'zero', got {fill!r}.",
                              fix="pass fill='zero' to treat NaN (land) as zero velocity")
+    if units is not None and not isinstance(units, Mapping):
+        raise ParameterError(f"units must be a mapping {{variable or dimension: units}}, got "
+                             f"{units!r}.", fix="pass e.g. units={'u': 'cm/s', 'v': 'cm/s', "
+                                                "'x': 'km'}")
     if not (isinstance(grid_rtol, (int, float)) and grid_rtol > 0):
         raise ParameterError(f"grid_rtol must be > 0, got {grid_rtol!r}.", fix="pass e.g. 1e-3")
+    if resume and (out is None or Path(out).suffix.lower() != ".zarr"):
+        raise ParameterError(f"resume=True needs a .zarr out= to write into, got out={out!r}.",
+                             fix="pass out='forecast.zarr' (netCDF cannot be written "
+                                 "incrementally), or drop resume=True")
     if out is not None:
         _check_out(out, overwrite)
     dev = _device(device)
@@ -951,6 +1084,7 @@ def forecast(ds, model, steps: int = 10, init_time=None, *, u: str | None = None
     un, vn = find_velocity(ds, u=u, v=v)
     scal = _find_scalars(ds, info, scalars, un, vn)
     names = (un, vn, *scal)
+    check_real(ds, names)
     target = _target_units(names, info)
     _check_units(ds, names, units, target, info["name"])
     dim_units = {k: val for k, val in (units or {}).items() if k in ds.dims}
@@ -1008,6 +1142,10 @@ def forecast(ds, model, steps: int = 10, init_time=None, *, u: str | None = None
     rest = dict(names=names, fields_kw=fields_kw, t_in=t_in, steps=steps, lam=lam, spec=spec,
                 batch_size=int(batch_size), tdim=ax.t)
 
+    if resume:
+        return _forecast_resumable(ds, ds_sel, positions, names, ax, inits, leads, units,
+                                   provenance, rest, net, dev, Path(out), overwrite, info,
+                                   progress)
     if _is_lazy(ds, names):
         import dask
         import dask.array as dsa

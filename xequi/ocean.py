@@ -85,6 +85,11 @@ def globcurrent_dir(path: str | os.PathLike | None = None) -> Path:
     folder ``../shared/data/globcurrent_agulhas_2002`` beside the repository (a development
     checkout).
 
+    Parameters
+    ----------
+    path : str or path-like, optional
+        An explicit folder (wins over the environment variable).
+
     Returns
     -------
     pathlib.Path
@@ -93,6 +98,13 @@ def globcurrent_dir(path: str | os.PathLike | None = None) -> Path:
     ------
     DataFilesNotFoundError
         If the folder does not exist.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> d = tempfile.mkdtemp()
+    >>> globcurrent_dir(d) == Path(d)
+    True
     """
     candidates: list[tuple[str, Path]] = []
     if path is not None and str(path).strip():
@@ -638,6 +650,28 @@ def latlon_rotation_error(ds: xr.Dataset, u: str | None = None, v: str | None = 
         how much an index rotation stretches lengths), ``field_error_rot90``,
         ``field_error_rot180``, ``valid_fraction_rot90`` (share of window ocean points where
         the metric rotation lands inside the window), ``window``, ``n_times``, ``central_lat``.
+
+    Raises
+    ------
+    VariableNotFoundError
+        No velocity pair found (pass ``u=``, ``v=``).
+    ParameterError
+        ``size`` outside ``[4, min(ny, nx)]``.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> lat, lon = np.arange(-40, -30, 0.5), np.arange(15, 25, 0.5)
+    >>> X, Y = np.meshgrid(lon, lat)
+    >>> ds = xr.Dataset(
+    ...     {"u": (("time", "lat", "lon"), np.sin(X / 2)[None].repeat(2, 0), {"units": "m s-1"}),
+    ...      "v": (("time", "lat", "lon"), np.cos(Y / 2)[None].repeat(2, 0), {"units": "m s-1"})},
+    ...     coords={"time": np.array(["2002-01-01", "2002-01-02"], dtype="datetime64[ns]"),
+    ...             "lat": ("lat", lat, {"units": "degrees_north"}),
+    ...             "lon": ("lon", lon, {"units": "degrees_east"})})
+    >>> r = latlon_rotation_error(ds, times=2)
+    >>> round(r["aspect_ratio_center"], 2), round(r["index_rotation_stretch"], 2)
+    (0.82, 0.22)
     """
     from scipy.interpolate import RegularGridInterpolator
 

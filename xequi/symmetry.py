@@ -961,6 +961,7 @@ def transform(obj, kind: str, u: str | None = None, v: str | None = None, **para
         grid = _orientation(ds, ax)
     pair = None if is_da else _velocity_pair(ds, u, v, name in ("uniform_motion", "galilean"),
                                              kind)
+    _check_xr_params(name, kind, params)
     record = dict(params)
     if pair is not None and (u is not None or v is not None):
         record.update(u=pair[0], v=pair[1])
@@ -976,6 +977,45 @@ def transform(obj, kind: str, u: str | None = None, v: str | None = None, **para
         res = res.rename(obj.name)
         return res
     return out
+
+
+#: transform's parameters per kind: (required, optional); the numeric ones are checked here.
+_XR_PARAMS = {
+    "translate": ((), ("shift", "periodic")),
+    "rot90": ((), ("k",)),
+    "rotate": (("angle",), ("mode", "fill")),
+    "uniform_motion": (("c",), ()),
+    "galilean": (("c",), ()),
+    "magnitude": (("lam",), ()),
+    "scale": (("lam",), ("time", "mode", "padding_mode")),
+}
+
+
+def _check_xr_params(name: str, kind, params: dict) -> None:
+    """A clear ParameterError for a missing, unknown or non-numeric parameter of ``transform``."""
+    required, optional = _XR_PARAMS.get(name, ((), tuple(params)))
+    missing = [p for p in required if params.get(p) is None]
+    unknown = sorted(set(params) - set(required) - set(optional))
+    allowed = ", ".join(f"{p}=" for p in required + optional) or "none"
+    if missing or unknown:
+        what = (f"needs {', '.join(f'{p}=' for p in missing)}" if missing else "") + \
+            ("; " if missing and unknown else "") + \
+            (f"takes no parameter(s) {unknown}" if unknown else "")
+        raise ParameterError(f"transform({kind!r}) {what}.",
+                             fix=f"the parameters of {name!r} are: {allowed} (see "
+                                 "xequi.symmetry.transform)")
+    numeric = {"k": "an integer", "angle": "a number of degrees", "lam": "a positive number"}
+    for p, want in numeric.items():
+        if p in params:
+            val = params[p]
+            ok = isinstance(val, Integral) if p == "k" else \
+                isinstance(val, Real) or (hasattr(val, "magnitude") and p == "lam")
+            if isinstance(val, bool) or not ok or (isinstance(val, Real) and not np.isfinite(val)):
+                raise ParameterError(f"transform({kind!r}): {p} must be {want}, got {val!r}.",
+                                     fix=f"pass e.g. {p}={ {'k': 1, 'angle': 30.0, 'lam': 2.0}[p]}")
+            if p == "lam" and isinstance(val, Real) and val <= 0:
+                raise ParameterError(f"transform({kind!r}): lam must be > 0, got {val!r}.",
+                                     fix="pass e.g. lam=2.0")
 
 
 def _orientation(ds, ax):
@@ -1001,7 +1041,7 @@ def _orientation(ds, ax):
 def _translate_xr(ds, ax, grid, shift=(0, 0), periodic: bool = True):
     try:
         sy, sx = (s for s in shift)
-    except TypeError:
+    except (TypeError, ValueError):
         raise ParameterError(f"shift must be a pair (sy, sx) of cells, got {shift!r}.",
                              fix="pass e.g. shift=(1, -2)") from None
     for s in (sy, sx):
@@ -1074,7 +1114,9 @@ def _apply_xr(ds, ax, grid, pair, name, params):
                 raise ParameterError(f"variable {n!r} is not real numeric ({a.dtype}).",
                                      fix="drop it before transforming")
         dtype = np.result_type(arrs[0].dtype, np.float32)
-        x = torch.as_tensor(np.ascontiguousarray(_to_frame(np.stack(arrs, axis=-3), flip_y, flip_x)),
+        # a fresh C-ordered copy: ascontiguousarray keeps the negative strides of a flip along a
+        # length-1 axis (numpy calls it contiguous), which torch refuses
+        x = torch.as_tensor(_to_frame(np.stack(arrs, axis=-3), flip_y, flip_x).copy(order="C"),
                             dtype=torch.float64)
         vec = (0, 1) if len(group) == 2 else None
         if name == "rot90":

@@ -625,6 +625,10 @@ def fit(model_or_name, data, *, t_in: int | None = None, size: str = "small",
             raise ParameterError(f"unknown augmentation kind(s) {unknown}.",
                                  fix=f"use kinds of xequi.symmetry: {sorted(set(KINDS))}")
     callbacks = tuple(callbacks or ())
+    if not all(callable(cb) for cb in callbacks):
+        raise ParameterError(f"callbacks must be callables cb(epoch, model, logs), got "
+                             f"{[type(cb).__name__ for cb in callbacks]}.",
+                             fix="pass e.g. callbacks=[lambda epoch, model, logs: print(logs)]")
     dev = _device(device)
     use_amp = bool(amp) and dev.type == "cuda"
     if amp and not use_amp:

@@ -3,10 +3,11 @@
 Location: ``$XEQUI_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/xequi``, else ``~/.cache/xequi``.
 Each entry is a zarr store ``<name>-<hash>.zarr``, the hash covering every parameter and the xequi
 version. A store is written to a temporary directory next to the target, a completion marker
-(``xequi-complete.json``, holding the key) is written last, and the directory is renamed into
-place, so an interrupted write never leaves a store that looks complete. On reading, a store
-without the marker, with a marker or attributes for other parameters / another version, or that
-zarr cannot read is treated as stale or corrupt: it is deleted and rebuilt.
+(``xequi-complete.json``, holding the key and the size of every file of the store) is written
+last, and the directory is renamed into place, so an interrupted write never leaves a store that
+looks complete. On reading, a store without the marker, with a marker or attributes for other
+parameters / another version, with a file missing, added or of another size (truncated chunk),
+or that zarr cannot read is treated as stale or corrupt: it is deleted and rebuilt.
 """
 
 from __future__ import annotations
@@ -64,16 +65,69 @@ def _canonical(params: dict[str, Any]) -> str:
 
 
 def cache_key(params: dict[str, Any]) -> str:
-    """SHA-256 hex digest (first 16 characters) of the parameters and the xequi version."""
+    """SHA-256 hex digest (first 16 characters) of the parameters and the xequi version.
+
+    Parameters
+    ----------
+    params : dict
+        JSON-serializable simulation parameters (key order does not matter).
+
+    Returns
+    -------
+    str
+        16 hexadecimal characters.
+
+    Raises
+    ------
+    ParameterError
+        Parameters that cannot be serialized.
+
+    Examples
+    --------
+    >>> cache_key({"Ra": 1e6, "nx": 64}) == cache_key({"nx": 64, "Ra": 1e6})
+    True
+    >>> len(cache_key({"Ra": 1e6}))
+    16
+    """
     return hashlib.sha256(_canonical(params).encode()).hexdigest()[:16]
 
 
 def cache_path(name: str, params: dict[str, Any]) -> Path:
-    """Path of the zarr store for ``name`` and ``params``."""
+    """Path of the zarr store for ``name`` and ``params``.
+
+    Parameters
+    ----------
+    name : str
+        Simulator name, e.g. ``"rayleigh_benard"`` (no slashes).
+    params : dict
+        Simulation parameters (see :func:`cache_key`).
+
+    Returns
+    -------
+    pathlib.Path
+        ``<cache_dir()>/<name>-<cache_key(params)>.zarr`` (it need not exist).
+
+    Raises
+    ------
+    ParameterError
+        An empty name or one with slashes.
+
+    Examples
+    --------
+    >>> p = cache_path("rayleigh_benard", {"Ra": 1e6})
+    >>> p.name.startswith("rayleigh_benard-"), p.suffix
+    (True, '.zarr')
+    """
     if not isinstance(name, str) or not name or any(c in name for c in "/\\"):
         raise ParameterError(f"cache name must be a non-empty string without slashes, got {name!r}.",
                              fix="pass a simple name such as 'rayleigh_benard'")
     return cache_dir() / f"{name}-{cache_key(params)}.zarr"
+
+
+def _manifest(path: Path) -> dict[str, int]:
+    """{relative file path: size} of every file of a store but the completion marker."""
+    return {p.relative_to(path).as_posix(): p.stat().st_size
+            for p in sorted(path.rglob("*")) if p.is_file() and p.name != MARKER}
 
 
 def _valid(path: Path, key: str) -> xr.Dataset | None:
@@ -85,6 +139,8 @@ def _valid(path: Path, key: str) -> xr.Dataset | None:
         return None
     if info.get("key") != key or info.get("xequi_version") != __version__:
         return None
+    if "files" in info and _manifest(path) != info["files"]:
+        return None  # a chunk missing, truncated or extra: interrupted copy, full disk, ...
     try:
         with warnings.catch_warnings():
             # zarr notes that the marker file is not part of the hierarchy: expected
@@ -134,11 +190,12 @@ def cached_simulation(name: str, params: dict[str, Any],
     Examples
     --------
     >>> import os, tempfile, xarray as xr
+    >>> old = os.environ.get("XEQUI_CACHE_DIR")
     >>> os.environ["XEQUI_CACHE_DIR"] = tempfile.mkdtemp()
     >>> ds = cached_simulation("demo", {"a": 1}, lambda: xr.Dataset({"x": ("t", [1.0, 2.0])}))
     >>> float(ds.x.sum())
     3.0
-    >>> del os.environ["XEQUI_CACHE_DIR"]
+    >>> _ = os.environ.pop("XEQUI_CACHE_DIR") if old is None else os.environ.update(XEQUI_CACHE_DIR=old)
     """
     key = cache_key(params)
     path = cache_path(name, params)
@@ -161,7 +218,7 @@ def cached_simulation(name: str, params: dict[str, Any],
     try:
         out.drop_encoding().to_zarr(tmp, mode="w", **ZARR_WRITE_KWARGS)
         (tmp / MARKER).write_text(json.dumps(
-            {"key": key, "xequi_version": __version__, "name": name,
+            {"key": key, "xequi_version": __version__, "name": name, "files": _manifest(tmp),
              "params": json.loads(_canonical(params))["params"]}, sort_keys=True))
         _remove(path)
         os.replace(tmp, path)
@@ -180,7 +237,32 @@ def cached_simulation(name: str, params: dict[str, Any],
 
 
 def clear_cache(name: str | None = None) -> int:
-    """Delete cache entries (all, or those of one ``name``). Returns how many were removed."""
+    """Delete cache entries (all, or those of one ``name``).
+
+    Parameters
+    ----------
+    name : str, optional
+        Only the entries of this simulator (e.g. ``"rayleigh_benard"``); default all.
+
+    Returns
+    -------
+    int
+        How many entries were removed (leftover temporary stores are removed too, uncounted).
+
+    Raises
+    ------
+    OSError
+        Only if the cache directory cannot be listed.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> old = os.environ.get("XEQUI_CACHE_DIR")
+    >>> os.environ["XEQUI_CACHE_DIR"] = tempfile.mkdtemp()
+    >>> clear_cache("rayleigh_benard")
+    0
+    >>> _ = os.environ.pop("XEQUI_CACHE_DIR") if old is None else os.environ.update(XEQUI_CACHE_DIR=old)
+    """
     root = cache_dir()
     if not root.is_dir():
         return 0

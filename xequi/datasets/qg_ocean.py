@@ -63,7 +63,29 @@ _PARAMS = _PHYS + ("spinup", "frames", "frame_interval", "seed", "init_amplitude
 
 
 def qg_preset_parameters(name: str) -> dict[str, Any]:
-    """A copy of the parameters of preset ``name`` (see :data:`QG_PRESETS`)."""
+    """A copy of the parameters of preset ``name`` (see :data:`QG_PRESETS`).
+
+    Parameters
+    ----------
+    name : {"default", "experiment", "new_domain"}
+
+    Returns
+    -------
+    dict
+        Parameter name -> value (SI units; durations in seconds or strings such as ``"2h"``);
+        a copy, safe to modify.
+
+    Raises
+    ------
+    ParameterError
+        An unknown preset.
+
+    Examples
+    --------
+    >>> p = qg_preset_parameters("default")
+    >>> p["nx"]
+    64
+    """
     if not isinstance(name, str) or name not in QG_PRESETS:
         raise ParameterError(f"preset must be one of {sorted(QG_PRESETS)}, got {name!r}.",
                              fix="pass preset='default' (small, for tests), 'experiment' or "

@@ -123,7 +123,30 @@ def preset_parameters(name: str) -> dict[str, Any]:
 
 
 def estimated_nusselt(Ra: float) -> float:
-    """Rough Nusselt number used for the resolution check: ``max(1, 0.14 Ra**0.3)``."""
+    """Rough Nusselt number used for the resolution check: ``max(1, 0.14 Ra**0.3)``.
+
+    Parameters
+    ----------
+    Ra : float
+        Rayleigh number.
+
+    Returns
+    -------
+    float
+        At least 1 (pure conduction).
+
+    Raises
+    ------
+    TypeError, ValueError
+        ``Ra`` not convertible to a float.
+
+    Examples
+    --------
+    >>> round(estimated_nusselt(1e6), 2)
+    8.83
+    >>> estimated_nusselt(100.0)
+    1.0
+    """
     return max(1.0, 0.14 * float(Ra) ** 0.3)
 
 

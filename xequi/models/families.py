@@ -269,11 +269,36 @@ class ScaleFamily:
 
 
 def make_family(name: str, group_order: int = 4, n_scales: int = 3):
-    """Build the family called ``name`` (``"plain"``, ``"rot"``, ``"scale"``)."""
+    """Build the family called ``name`` (``"plain"``, ``"rot"``, ``"scale"``).
+
+    Parameters
+    ----------
+    name : {"plain", "rot", "scale"}
+    group_order : int, default 4
+        Order N of the cyclic rotation group C_N (``"rot"``).
+    n_scales : int, default 3
+        Number of scales (``"scale"``).
+
+    Returns
+    -------
+    PlainFamily, RotFamily or ScaleFamily
+
+    Raises
+    ------
+    ValueError
+        An unknown family name.
+
+    Examples
+    --------
+    >>> type(make_family("rot", group_order=8)).__name__
+    'RotFamily'
+    """
     if name == "plain":
         return PlainFamily()
     if name == "rot":
         return RotFamily(group_order)
     if name == "scale":
         return ScaleFamily(n_scales)
-    raise ValueError(name)
+    from xequi.errors import ModelError  # a ValueError too
+
+    raise ModelError(f"unknown layer family {name!r}.", fix="use 'plain', 'rot' or 'scale'")

@@ -38,6 +38,17 @@ def block_mean(xp: torch.Tensor, k: int) -> torch.Tensor:
     -------
     torch.Tensor
         ``(B, 2, H, W)``: the block means of u and v.
+
+    Raises
+    ------
+    RuntimeError
+        From torch, for a tensor of another shape.
+
+    Examples
+    --------
+    >>> xp = torch.ones(1, 2, 2, 6, 6)
+    >>> block_mean(xp, 3).shape
+    torch.Size([1, 2, 4, 4])
     """
     vel = xp[:, :, :2].mean(1)
     return F.avg_pool2d(vel, k, stride=1)
@@ -64,6 +75,19 @@ def block_scale(xp: torch.Tensor, k: int, m: torch.Tensor | None = None) -> torc
     -------
     torch.Tensor
         ``(B, 1, H, W)``, non-negative.
+
+    Raises
+    ------
+    RuntimeError
+        From torch, for a tensor of another shape.
+
+    Examples
+    --------
+    >>> xp = torch.zeros(1, 2, 2, 6, 6)
+    >>> xp[:, :, 0] = 3.0
+    >>> xp[:, :, 1] = 4.0
+    >>> block_scale(xp, 3).flatten()[:3]
+    tensor([5., 5., 5.])
     """
     H = xp.shape[-2] - k + 1
     W = xp.shape[-1] - k + 1
