@@ -10,7 +10,7 @@ STAMP := $(VENV)/.xequi-installed
 # machine gets the CPU build that lies on local disk instead of resolving a multi-GB CUDA build.
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: install demo test test-slow test-gpu bench clean
+.PHONY: install demo test test-slow test-gpu bench docs docs-serve cli-docs errors-table clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,8 +35,22 @@ test-slow: install
 test-gpu: install
 	$(PY) -m pytest -m gpu
 
+# documentation site (strict: a warning fails the build); also built by a test in `make test`
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+docs-serve: install
+	$(VENV)/bin/mkdocs serve
+
+# regenerate docs/cli.md and docs/errors.md from the code (tests check they are up to date)
+cli-docs: install
+	$(PY) scripts/gen_cli_docs.py
+
+errors-table: install
+	$(PY) scripts/gen_error_table.py
+
 bench: install
 	$(PY) benchmarks/simulate.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis demo-output
+	rm -rf $(VENV) .pytest_cache .hypothesis demo-output build/site
