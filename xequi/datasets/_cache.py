@@ -274,3 +274,39 @@ def clear_cache(name: str | None = None) -> int:
         elif ".zarr.tmp-" in entry.name:
             _remove(entry)
     return n
+
+
+def resolve_flags(progress, cache, preset_cache: bool) -> bool:
+    """Check a simulator's ``progress`` and ``cache`` arguments; return whether to use the cache.
+
+    Parameters
+    ----------
+    progress : bool
+        Show a progress bar.
+    cache : bool or None
+        Use the zarr cache; ``None`` takes the preset's choice ``preset_cache``.
+    preset_cache : bool
+        The preset's default.
+
+    Returns
+    -------
+    bool
+
+    Raises
+    ------
+    ParameterError
+        Either flag of the wrong type.
+
+    Examples
+    --------
+    >>> resolve_flags(True, None, preset_cache=True), resolve_flags(False, False, True)
+    (True, False)
+    """
+    if not isinstance(progress, bool):
+        raise ParameterError(f"progress must be True or False, got {progress!r}.",
+                             fix="pass progress=False to silence the progress bar")
+    use_cache = preset_cache if cache is None else cache
+    if not isinstance(use_cache, bool):
+        raise ParameterError(f"cache must be True, False or None, got {cache!r}.",
+                             fix="pass cache=True to reuse a stored simulation")
+    return use_cache

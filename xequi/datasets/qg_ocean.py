@@ -31,6 +31,7 @@ import numpy as np
 import xarray as xr
 
 from xequi._version import __version__
+from xequi.datasets._cache import cached_simulation, resolve_flags
 from xequi.errors import DependencyError, NumericalInstabilityError, ParameterError
 
 __all__ = ["qg_ocean", "QG_PRESETS", "qg_preset_parameters", "QG_SCALARS"]
@@ -460,13 +461,7 @@ def qg_ocean(preset: str = "default", *, nx: int | None = None, L: float | None 
         if s not in QG_SCALARS:
             raise ParameterError(f"unknown scalar {s!r}; available: {QG_SCALARS}.",
                                  fix="pass scalars=('pv',) and/or 'streamfunction'")
-    if not isinstance(progress, bool):
-        raise ParameterError(f"progress must be True or False, got {progress!r}.",
-                             fix="pass progress=False to silence the progress bar")
-    use_cache = base.get("cache", False) if cache is None else cache
-    if not isinstance(use_cache, bool):
-        raise ParameterError(f"cache must be True, False or None, got {cache!r}.",
-                             fix="pass cache=True to reuse a stored simulation")
+    use_cache = resolve_flags(progress, cache, preset_cache=bool(base.get("cache", False)))
     try:
         ep = np.datetime64(epoch, "ns")
     except (TypeError, ValueError):
@@ -481,7 +476,6 @@ def qg_ocean(preset: str = "default", *, nx: int | None = None, L: float | None 
 
     if not use_cache:
         return build()
-    from xequi.datasets._cache import cached_simulation
 
     key = dataclasses.asdict(p)
     key.update(preset=label, scalars=list(scalars), epoch=str(ep), solver="pyqg-jax")

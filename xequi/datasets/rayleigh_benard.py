@@ -34,6 +34,7 @@ import scipy.fft as sfft
 import xarray as xr
 
 from xequi._version import __version__
+from xequi.datasets._cache import cached_simulation, resolve_flags
 from xequi.errors import NumericalInstabilityError, ParameterError
 
 __all__ = [
@@ -740,13 +741,7 @@ def rayleigh_benard(
         overridden += ["physical"]
     merged = {k: (given[k] if given[k] is not None else base[k]) for k in _PARAM_NAMES}
     p = _validate(**merged, amplitude=amplitude)
-    if not isinstance(progress, bool):
-        raise ParameterError(f"progress must be True or False, got {progress!r}.",
-                             fix="pass progress=False to silence the progress bar")
-    use_cache = base.get("cache", False) if cache is None else cache
-    if not isinstance(use_cache, bool):
-        raise ParameterError(f"cache must be True, False or None, got {cache!r}.",
-                             fix="pass cache=True to reuse a stored simulation")
+    use_cache = resolve_flags(progress, cache, preset_cache=bool(base.get("cache", False)))
     label = preset if not overridden else f"{preset} (modified: {', '.join(sorted(overridden))})"
 
     def build() -> xr.Dataset:
@@ -757,7 +752,6 @@ def rayleigh_benard(
 
     if not use_cache:
         return build()
-    from xequi.datasets._cache import cached_simulation
 
     key = dataclasses.asdict(p)
     key["physical"] = physical_vals
