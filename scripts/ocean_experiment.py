@@ -292,7 +292,7 @@ def write_markdown(path: Path, rows, infos, args, meta) -> None:
          "- Metrics: `xequi.diagnostics.evaluate(fc, truth, metrics=(\"rmse\", \"spectrum_error\"), "
          "reference=\"persistence\", spectrum_kwargs=" + json.dumps(SPECTRUM_KWARGS) + ")`. RMSE: "
          "square root of the mean over ocean cells (land skipped), both components and all init "
-         "times, in m s-1. Spectrum error: RMSE of log10 E(k) (KE spectrum, k > 0) per frame, "
+         "times, in m s-1. Spectrum error: RMSE of log10 E(k) (KE spectrum, shells 0 < k <= the smaller axis Nyquist wavenumber, the default of `spectrum_error`) per frame, "
          "averaged over init times. `land=\"rectangle\"`: the largest ocean-only rectangle of the "
          "forecast/truth union mask, so the coast adds no leakage; the domain is regional and not "
          "periodic, hence a linear detrend and a Hann taper before the FFT.",
