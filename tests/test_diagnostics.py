@@ -441,3 +441,21 @@ def test_spectrum_error_compares_shells_up_to_nyquist_by_default():
     assert E.attrs["nyquist_wavenumber"] == pytest.approx(nyq)
     with pytest.raises(ParameterError, match="k_max"):
         D.spectrum_error(noisy, truth, k_max="corners")
+
+
+def test_float_valid_times_match_the_truth_within_rounding():
+    """init + lead on a float time axis can miss the truth's label in the last bits."""
+    t = np.round(np.arange(12) * 0.1 + 60.0, 12)  # labels as a simulator writes them
+    rng = np.random.default_rng(0)
+    coords = {"time": ("time", t, {"units": "1"}), "y": ("y", np.arange(4.0), {"units": "1"}),
+              "x": ("x", np.arange(4.0), {"units": "1"})}
+    truth = xr.Dataset({c: (("time", "y", "x"), rng.standard_normal((12, 4, 4)), {"units": "1"})
+                        for c in "uv"}, coords=coords)
+    fc = D.persistence_forecast(truth, [t[2], t[5]], steps=3)
+    lead = fc["lead_time"].values
+    fc = fc.assign_coords(valid_time=fc["init_time"] + fc["lead_time"] + 1e-13)  # rounding noise
+    assert not np.isin(fc["valid_time"].values.ravel(), t).all()
+    out = D.evaluate(fc, truth, metrics=("rmse",))
+    assert np.isfinite(out["velocity"]).all() and out.sizes["lead_time"] == lead.size
+    with pytest.raises(MissingDataError, match="not in the truth"):
+        D.evaluate(fc.assign_coords(valid_time=fc["valid_time"] + 0.05), truth, metrics=("rmse",))

@@ -1125,6 +1125,20 @@ def _align_truth(fc, truth, tdim, init_dim, lead_dim, names):
     vt = _valid_time(fc, init_dim, lead_dim)
     have = truth[tdim].values
     flat = np.asarray(vt.values).ravel()
+    if np.issubdtype(have.dtype, np.floating) and have.size > 1 and \
+            np.issubdtype(flat.dtype, np.number):
+        # Float time axes (non-dimensional simulations) are built by repeated addition, so a
+        # valid time init + lead can differ from the truth's label in the last bits: match to the
+        # nearest label within a millionth of the time step.
+        order = np.argsort(have)
+        srt = have[order]
+        pos = np.clip(np.searchsorted(srt, flat), 1, srt.size - 1)
+        near = np.where(np.abs(srt[pos - 1] - flat) <= np.abs(srt[pos] - flat), pos - 1, pos)
+        tol = 1e-6 * float(np.median(np.abs(np.diff(srt))))
+        ok = np.abs(srt[near] - flat) <= tol
+        snapped = np.where(ok, srt[near], flat).reshape(np.shape(vt.values))
+        vt = vt.copy(data=snapped)
+        flat = snapped.ravel()
     miss = flat[~np.isin(flat, have)]
     if miss.size:
         first = [str(m) for m in np.unique(miss)[:5]]
