@@ -95,8 +95,6 @@ def test_api_pages_cover_the_modules():
         assert f"::: xequi.{m}" in (DOCS / "api" / f"{m}.md").read_text(), m
 
 
-@pytest.mark.skipif(importlib.util.find_spec("mkdocs") is None,
-                    reason="the docs extra is not installed (pip install -e '.[docs]')")
 def test_docs_site_builds_strict(tmp_path):
     """``mkdocs build --strict``: every warning (broken link, bad docstring, missing page) fails."""
     env = dict(os.environ, NO_MKDOCS_2_WARNING="1")
