@@ -48,7 +48,7 @@ def test_demo_runs_on_the_default(rbc_default, tmp_path, capsys):
     for name in ("fields.png", "spectra.png", "metrics.png"):
         assert (tmp_path / name).stat().st_size > 10_000
     fc = xr.open_zarr(tmp_path / "forecast.zarr")
-    assert fc.sizes["lead_time"] == 10 and fc.attrs["model"] == "rot-resnet"
+    assert fc.sizes["lead_time"] == 10 and fc.attrs["model"] == "um-mag-rot-resnet"
     met = xr.open_dataset(tmp_path / "metrics.nc")
     rmse = met["velocity"].sel(metric="rmse")
     # the equivariant models score the same on the rotated copy; the plain ResNet does not

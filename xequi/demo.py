@@ -1,10 +1,11 @@
 """The demo job run by ``make demo`` / ``xequi demo`` on the built-in default data.
 
 It opens the catalog's Rayleigh–Bénard entry (simulated on first use, then cached), forecasts 10
-steps from several initial times in the held-out last 15 % of the record with a shipped
-rotation-equivariant model (``rot-resnet``) and the plain ``resnet``, on the original data and on
-a copy rotated by 90 degrees (grid and vectors, :func:`xequi.symmetry.transform`), scores both
-against the truth and persistence, prints the table, writes ``forecast.zarr`` and the figures.
+steps from several initial times in the held-out last 15 % of the record with the shipped
+rotation-equivariant models (``um-mag-rot-resnet``: Rot + UM + Mag; ``rot-resnet``) and the plain
+``resnet``, on the original data and on a copy rotated by 90 degrees (grid and vectors,
+:func:`xequi.symmetry.transform`), scores them against the truth and persistence, prints the
+table, writes ``forecast.zarr`` and the figures.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 __all__ = ["run_demo"]
 
 #: shipped models compared by the demo
-DEMO_MODELS = ("rot-resnet", "um-mag-rot-resnet", "resnet")
+DEMO_MODELS = ("um-mag-rot-resnet", "rot-resnet", "resnet")
 #: fraction of the record at its end that the shipped models never saw (scripts/train_pretrained.py)
 TEST_FRACTION = 0.15
 
@@ -37,7 +38,7 @@ def run_demo(out_dir: str | Path = "demo-output", progress: bool = True, steps: 
     Parameters
     ----------
     out_dir : str or path-like
-        Directory for the outputs (created if needed): ``forecast.zarr`` (the Rot model's
+        Directory for the outputs (created if needed): ``forecast.zarr`` (the first model's
         forecast of the original data), ``metrics.nc``, ``fields.png``, ``spectra.png``,
         ``metrics.png``.
     progress : bool
@@ -53,7 +54,8 @@ def run_demo(out_dir: str | Path = "demo-output", progress: bool = True, steps: 
     Raises
     ------
     ModelError
-        The shipped ``rot-resnet`` or ``resnet`` weights are missing from this installation.
+        The shipped ``um-mag-rot-resnet``, ``rot-resnet`` or ``resnet`` weights are missing
+        from this installation.
     ParameterError
         ``steps`` not a positive integer (from :func:`xequi.forecast.forecast`).
     OSError
