@@ -49,7 +49,8 @@ def _fmt_lead(value, units: str | None = None) -> str:
         if hours.is_integer() or abs(hours) >= 1:
             return f"{hours:g} h"
         return f"{float(v / np.timedelta64(1, 's')):g} s"
-    return f"{float(v):g} {units}".strip() if units else f"{float(v):g}"
+    # a dimensionless lead ("1") needs no unit after the number
+    return f"{float(v):g} {units}".strip() if units and units != "1" else f"{float(v):g}"
 
 
 def _lead_axis(lead: xr.DataArray):
@@ -254,7 +255,9 @@ def fields(truth: xr.Dataset, forecast: xr.Dataset, lead_times=None, variable: s
     xs = ft[xd].values if xd in ft.coords else np.arange(ft.sizes[xd])
     ys = ft[yd].values if yd in ft.coords else np.arange(ft.sizes[yd])
     lead_units = forecast.lead_time.attrs.get("units")
-    init_lbl = str(np.asarray(fc.init_time.values[0]))[:19]
+    init_val = np.asarray(fc.init_time.values[0])
+    init_lbl = f"{float(init_val):.6g}" if np.issubdtype(init_val.dtype, np.number) \
+        else str(init_val)[:19]
     rows = (("truth", ft, vmin, vmax, cm), ("forecast", ff, vmin, vmax, cm),
             ("error", err, -em, em, "RdBu_r"))
     for r, (label, data, lo, hi, cmap_r) in enumerate(rows):
