@@ -280,6 +280,25 @@ class WindowSpec:
         return self._weights[axis]
 
 
+def _named_dims(data, dims, roles: tuple[str, ...]) -> tuple:
+    """The names of ``data``'s dims playing ``roles`` (default: its last ``len(roles)`` dims)."""
+    n, what = len(roles), "(" + ", ".join(roles) + ")"
+    if dims is None:
+        if data.ndim < n:
+            raise GridError(f"data has dims {data.dims}: {n} dims {what} are needed.",
+                            fix=f"pass model-frame data (..., time, channel, y, x) or dims={what}")
+        return tuple(data.dims[-n:])
+    dims = tuple(dims)
+    if len(dims) != n:
+        raise ParameterError(f"dims must name {what}, got {dims!r}.",
+                             fix=f"pass e.g. dims={roles!r} with the data's own names")
+    for d in dims:
+        if d not in data.dims:
+            raise GridError(f"data has no dimension {d!r} (its dims are {data.dims}).",
+                            fix=f"pass dims= naming its {what} dims, e.g. dims={data.dims[-n:]}")
+    return dims
+
+
 def plan_windows(data, window=(64, 64), overlap=None, *, periodic=False, pad: bool = True,
                  mode: str = "crop", dims=None) -> WindowSpec:
     """Plan windows covering a whole 2-D domain, symmetric under reflection of each axis.
@@ -333,20 +352,7 @@ def plan_windows(data, window=(64, 64), overlap=None, *, periodic=False, pad: bo
                              fix='pass mode="crop" (exact) or mode="blend" (tapered average)')
     template = None
     if isinstance(data, xr.DataArray):
-        if dims is None:
-            if data.ndim < 2:
-                raise GridError(f"data has dims {data.dims}: at least two (spatial) dims needed.",
-                                fix="pass model-frame data (..., time, channel, y, x)")
-            dims = tuple(data.dims[-2:])
-        dims = tuple(dims)
-        if len(dims) != 2:
-            raise ParameterError(f"dims must name the two spatial dims, got {dims!r}.",
-                                 fix='pass e.g. dims=("y", "x")')
-        for d in dims:
-            if d not in data.dims:
-                raise GridError(f"data has no dimension {d!r} (its dims are {data.dims}).",
-                                fix=f"pass dims= naming its spatial dims, e.g. "
-                                    f"dims={data.dims[-2:]}")
+        dims = _named_dims(data, dims, ("y", "x"))
         shape = (int(data.sizes[dims[0]]), int(data.sizes[dims[1]]))
         template = {"dims": tuple(data.dims), "shape": tuple(data.shape),
                     "coords": data.coords.to_dataset(), "attrs": dict(data.attrs),
@@ -853,19 +859,7 @@ class WindowDataset:
             raise ParameterError(f"data must be an xarray.DataArray in the model frame, got "
                                  f"{type(data).__name__}.",
                                  fix="convert with xequi.fields.to_model_frame(ds) first")
-        if dims is None:
-            if data.ndim < 4:
-                raise GridError(f"data has dims {data.dims}; the model frame needs (time, channel, "
-                                "y, x).", fix="pass dims=(time, channel, y, x) names")
-            dims = tuple(data.dims[-4:])
-        dims = tuple(dims)
-        if len(dims) != 4:
-            raise ParameterError(f"dims must name (time, channel, y, x), got {dims!r}.",
-                                 fix='pass e.g. dims=("time", "channel", "lat", "lon")')
-        for d in dims:
-            if d not in data.dims:
-                raise GridError(f"data has no dimension {d!r} (its dims are {data.dims}).",
-                                fix="pass dims=(time, channel, y, x) naming its dims")
+        dims = _named_dims(data, dims, ("time", "channel", "y", "x"))
         tdim = dims[0]
         for nm, v in (("t_in", t_in), ("t_out", t_out)):
             if isinstance(v, bool) or not isinstance(v, Integral) or v < 1:
