@@ -382,19 +382,9 @@ def _exported(model):
 
 
 def _device(device):
-    import torch
+    from xequi.train import _device as resolve  # one device rule for training and forecasting
 
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ParameterError(f"unknown device {device!r}.",
-                             fix='pass "auto", "cpu" or "cuda"') from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ParameterError(f"device {device!r} requested but CUDA is not available.",
-                             fix='pass device="auto" or "cpu"')
-    return dev
+    return resolve(device)
 
 
 # --------------------------------------------------------------------------------------------
