@@ -71,3 +71,20 @@ def test_fit_then_forecast_round_trip(cf_dataset):
     assert fc.u.shape == (1, 2, 16, 16) and np.isfinite(fc.u).all()
     assert fc.attrs["forecast_window"] == [16, 16]  # the training window, from the card
     assert fc.attrs["model_weights_sha256"] == fitted.card["weights_sha256"]
+
+
+def test_dataarray_fit_then_forecast_and_equivariance_error(cf_dataset):
+    """da.equi.fit trains a scalar-only model; da.equi.forecast / equivariance_error use it."""
+    da = cf_dataset(nt=8, ny=16, nx=16, scalars=("temp",))["temp"]
+    fitted, _ = da.equi.fit("rot-resnet", t_in=2, epochs=1, window=16, rollout_steps=1,
+                            val_fraction=0.0, model_kwargs={"widths": (2,)}, progress=False,
+                            device="cpu")
+    assert fitted.card["velocity"] is False
+    fc = da.equi.forecast(fitted, steps=2, progress=False)
+    xr.testing.assert_identical(fc, forecast(da, fitted, steps=2, progress=False)
+                                .assign_attrs(created=fc.attrs["created"],
+                                              history=fc.attrs["history"]))
+    assert isinstance(fc, xr.DataArray) and fc.shape == (1, 2, 16, 16)
+    err = da.equi.equivariance_error(fitted, "rot90", k=1, steps=2)
+    xr.testing.assert_allclose(err, equivariance_error(da, fitted, "rot90", k=1, steps=2))
+    assert float(err.max()) < 1e-4

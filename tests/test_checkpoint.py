@@ -205,3 +205,26 @@ def test_header_length_with_a_0x80_low_byte_is_not_taken_for_a_pickle(tmp_path, 
         pytest.fail("could not produce a header length ending in 0x80")
     loaded = ck.load_model(path)
     assert loaded.card["notes"] == "x" * pad
+
+
+def test_scalar_only_model_card_round_trip(tmp_path):
+    """A scalar-only model records velocity: false; cards without the key (the shipped ones,
+    older files) are velocity models."""
+    from xequi.forecast import model_info
+
+    torch.manual_seed(0)
+    net = models.create("rot-resnet", t_in=2, n_scalars=1, velocity=False, widths=(2,))
+    wrapped = NormalizedModel(net, scale=[2.0], offset=[15.0])
+    path = ck.save_model(wrapped, tmp_path / "theta", card={"channels": [
+        {"name": "theta", "standard_name": None, "units": "degC", "index": 0}]})
+    card = ck.read_card(path)
+    assert card["velocity"] is False and card["architecture"]["velocity"] is False
+    loaded = ck.load_model(path)
+    assert loaded.velocity is False and loaded.channels == 1
+    x = torch.randn(1, 2, 1, 8, 8) + 15.0
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), wrapped.eval()(x))
+    assert model_info(loaded)["n_velocity"] == 0
+    shipped = ck.load_model("rot-resnet")
+    assert "velocity" not in shipped.card["architecture"]
+    assert model_info(shipped)["velocity"] is True and shipped.velocity is True

@@ -79,6 +79,20 @@ def test_train_forecast_evaluate_chain(tmp_path, capsys):
     met = xr.open_dataset(metrics)
     assert "rmse" in met["metric"].values.tolist()
     assert np.isfinite(met["velocity"].sel(metric="rmse")).all()
+    # a scalar-only model of the temperature alone, and its forecast from the same data
+    tmodel = tmp_path / "t.xequi"
+    assert main(["train", "--data", str(data), "--scalars", "temperature", "--no-velocity",
+                 "--model", "rot-resnet", "--t-in", "2", "--epochs", "1", "--batch-size", "4",
+                 "--window", "16", "--device", "cpu", "--quiet", "--out", str(tmodel)]) == 0
+    tfc = tmp_path / "t.zarr"
+    assert main(["forecast", "--data", str(data), "--model", str(tmodel), "--steps", "2",
+                 "--quiet", "--out", str(tfc)]) == 0
+    tout = xr.open_zarr(tfc)
+    assert list(tout.data_vars) == ["temperature"] and tout.sizes["lead_time"] == 2
+    capsys.readouterr()
+    assert main(["train", "--data", str(data), "--no-velocity", "--model", "resnet",
+                 "--out", str(tmp_path / "x.xequi")]) == 2
+    assert "--scalars" in capsys.readouterr().err
     # the forecast exists now: a second run without --overwrite is refused with one line
     capsys.readouterr()
     assert main(["forecast", "--data", str(data), "--model", str(model), "--steps", "3",

@@ -219,6 +219,33 @@ def test_units_conversion_cm_m_and_temperature(cf_dataset):
     assert model_units.u.attrs["units"] == "cm/s"
 
 
+def test_scalar_only_model_frame(cf_dataset):
+    """velocity=False: channels [*scalars]; no velocity needed; round trip with units."""
+    full = cf_dataset(scalars=("temperature", "salinity"), y_ascending=True)
+    ds = full[["temperature", "salinity"]]  # no u, v at all
+    before = copy.deepcopy(ds)
+    mf = F.to_model_frame(ds, scalars=["temperature", "salinity"], velocity=False,
+                          target_units={"temperature": "K"})
+    xr.testing.assert_identical(ds, before)
+    assert mf.n_velocity == 0 and mf.data.attrs["n_velocity"] == 0
+    assert list(mf.data.channel.values) == ["temperature", "salinity"]
+    np.testing.assert_allclose(mf.data[:, 0].values,
+                               ds.temperature.transpose("time", "y", "x").values[:, ::-1] + 273.15,
+                               atol=1e-4)
+    back = F.from_model_frame(mf.data, mf)
+    assert back.temperature.attrs["units"] == "degC"
+    xr.testing.assert_allclose(back, ds.transpose("time", "y", "x"), atol=1e-4)
+    # with velocity present, velocity=False still leaves it out
+    assert list(F.to_model_frame(full, scalars=["salinity"], velocity=False).names) == ["salinity"]
+    assert F.to_model_frame(full, scalars=["salinity"]).n_velocity == 2
+    with pytest.raises(ParameterError, match="at least one scalar"):
+        F.to_model_frame(ds, velocity=False)
+    with pytest.raises(ParameterError, match="no velocity(.|\n)*mapping"):
+        F.to_model_frame(ds, scalars=["temperature"], velocity=False, target_units="K")
+    with pytest.raises(VariableNotFoundError, match="'rain'"):
+        F.to_model_frame(ds, scalars=["rain"], velocity=False)
+
+
 def test_units_errors(cf_dataset):
     none = cf_dataset(units=None)
     with pytest.raises(UnitsError, match="'u' has no units") as err:

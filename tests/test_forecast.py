@@ -31,9 +31,9 @@ def tiny(name="resnet", t_in=2, seed=0, dx="10 km", dt="1 h", units="m s-1", **k
     """An untrained small model with a minimal card (10 km, 1 h, m s-1 by default)."""
     torch.manual_seed(seed)
     widths = kw.pop("widths", (2, 2) if ("rot" in name or "scale" in name) else (4, 4))
-    scalars = kw.pop("scalars", None)
+    card = {k: kw.pop(k) for k in ("scalars", "scale", "offset") if k in kw}
     net = models.create(name, t_in=t_in, widths=widths, **kw)
-    return as_forecast_model(net, dx=dx, dt=dt, units=units, scalars=scalars)
+    return as_forecast_model(net, dx=dx, dt=dt, units=units, **card)
 
 
 @pytest.fixture(scope="module")
@@ -262,10 +262,100 @@ def test_output_writing(cf_dataset, resnet, tmp_path):
     assert sorted(q.name for q in tmp_path.iterdir()) == ["a_file", "fc.nc", "fc.zarr"]
 
 
-def test_dataarray_of_a_scalar_field_gives_a_clear_error(cf_dataset, resnet):
+def test_dataarray_with_a_velocity_model_gives_a_clear_error(cf_dataset, resnet):
     da = cf_dataset(nt=3, ny=16, nx=16, scalars=("temp",))["temp"]
-    with pytest.raises(ModelError, match="velocity.*first two channels"):
+    with pytest.raises(ModelError, match="velocity.*first two channels(.|\n)*velocity=False"):
         da.equi.forecast(resnet, steps=1)
+
+
+# --------------------------------------------------------------------------------------------
+# scalar fields: scalar-only models (velocity=False) on a DataArray or a Dataset
+# --------------------------------------------------------------------------------------------
+def scalar_model(name="rot-resnet", units="K", **kw):
+    """A one-channel scalar-only model for the ``temp`` of ``cf_dataset`` (15 ± 1 degC),
+    standardised as fit would (the magnitude-equivariant one without an offset)."""
+    offset = 0.0 if "mag" in name else {"K": 288.15, "degC": 15.0}[units]
+    return tiny(name, velocity=False, n_scalars=1, scalars={"temp": units}, scale=[1.0],
+                offset=[offset], **kw)
+
+
+def test_dataarray_of_a_scalar_field_is_forecast(cf_dataset):
+    m = scalar_model()  # trained (here: built) in kelvin; the data are in degC
+    assert m.card["velocity"] is False and F.model_info(m)["n_velocity"] == 0
+    ds = cf_dataset(nt=4, ny=20, nx=28, scalars=("temp",))
+    da = ds["temp"]
+    before = da.copy(deep=True)
+    fc = da.equi.forecast(m, steps=3, window=16, progress=False)
+    xr.testing.assert_identical(da, before)
+    assert isinstance(fc, xr.DataArray) and fc.name == "temp"
+    assert fc.dims == ("init_time", "lead_time", "y", "x") and fc.shape == (1, 3, 20, 28)
+    assert fc.attrs["units"] == "degC" and fc.attrs["standard_name"] == "sea_water_temperature"
+    assert fc.attrs["model"] == "rot-resnet" and fc.attrs["xequi_version"]
+    assert fc["lead_time"].attrs["standard_name"] == "forecast_period" and "valid_time" in fc.coords
+    assert np.isfinite(fc).all() and float(fc.std()) > 0.1
+    # the same numbers through a Dataset, with or without the velocity beside the scalar
+    via_ds = forecast(ds[["temp"]], m, steps=3, window=16, progress=False)
+    xr.testing.assert_allclose(via_ds.temp, fc, rtol=1e-6)
+    assert via_ds.temp.attrs["units"] == "degC"
+    full = forecast(ds, m, steps=3, window=16, progress=False)
+    assert list(full.data_vars) == ["temp"]
+    np.testing.assert_allclose(full.temp.values, fc.values, rtol=1e-6)
+    # units: the same data given in kelvin give the same forecast, in kelvin
+    k = (da + 273.15).assign_attrs(units="K")
+    fck = k.equi.forecast(m, steps=3, window=16, progress=False)
+    assert fck.attrs["units"] == "K"
+    np.testing.assert_allclose(fck.values - 273.15, fc.values, atol=2e-4)
+
+
+def test_scalar_field_errors(cf_dataset):
+    ds = cf_dataset(nt=3, ny=16, nx=16, scalars=("temp", "salt"))
+    two = tiny("resnet", velocity=False, n_scalars=2, scalars={"temp": "degC", "salt": "degC"})
+    with pytest.raises(ModelError, match="takes 2 scalar channels"):
+        ds["temp"].equi.forecast(two, steps=1)
+    assert list(forecast(ds, two, steps=1, window=16, progress=False).data_vars) == ["temp", "salt"]
+    m = scalar_model(units="degC")
+    with pytest.raises(ParameterError, match="scalar-only(.|\n)*drop u= and v="):
+        forecast(ds, m, steps=1, u="u", v="v")
+    with pytest.raises(ParameterError, match="DataArray is its one scalar field"):
+        ds["temp"].equi.forecast(m, steps=1, scalars=["temp"])
+    with pytest.raises(VariableNotFoundError, match="'temp'"):
+        forecast(ds[["salt"]].rename(salt="other"), m, steps=1)
+    with pytest.raises(ModelError, match="scalar-only model takes 1 channel"):
+        forecast(ds, m, steps=1, scalars=["temp", "salt"])
+    with pytest.raises(ModelError, match="scalars="):
+        as_forecast_model(models.create("resnet", n_scalars=1, velocity=False, widths=(4,)))
+    with pytest.raises(UnitsError, match="'temp'"):
+        ds["temp"].assign_attrs(units="m s-1").equi.forecast(m, steps=1)
+
+
+@pytest.mark.parametrize("name, kind, params", [
+    ("rot-resnet", "rot90", {"k": 1}),
+    ("mag-resnet", "magnitude", {"lam": 2.5}),
+])
+def test_scalar_field_pipeline_is_equivariant(cf_dataset, name, kind, params):
+    da = cf_dataset(nt=3, ny=96, nx=96, scalars=("temp",))["temp"]
+    m = scalar_model(name, units="degC", widths=(2, 2, 2, 2))
+    assert float(da.equi.forecast(m, steps=1, progress=False).std()) > 0.01  # not a dead net
+    err = da.equi.equivariance_error(m, kind, steps=2, **params)
+    assert err.dims == ("lead_time",) and float(err.max()) < 1e-4, err.values
+    assert err.attrs["model"] == name
+    plain = scalar_model("resnet", units="degC", widths=(2, 2, 2, 2))
+    assert float(equivariance_error(da, plain, kind, steps=1, **params).min()) > 1e-2
+
+
+def test_scalar_field_lazy_and_written(cf_dataset, tmp_path):
+    da = cf_dataset(nt=4, ny=16, nx=24, scalars=("temp",))["temp"]
+    m = scalar_model(units="degC")
+    eager = da.equi.forecast(m, steps=2, window=16, progress=False)
+    lazy = da.chunk({"time": 1}).equi.forecast(m, steps=2, window=16, progress=False)
+    assert lazy.chunks is not None
+    np.testing.assert_allclose(lazy.compute(scheduler="synchronous").values, eager.values,
+                               rtol=1e-6)
+    out = tmp_path / "temp.zarr"
+    da.equi.forecast(m, steps=2, window=16, progress=False, out=out)
+    back = xr.open_zarr(out)
+    np.testing.assert_allclose(back.temp.values, eager.values, rtol=1e-6)
+    assert back.attrs["model"] == "rot-resnet"
 
 
 def test_progress_bar(cf_dataset, resnet, capsys):

@@ -203,3 +203,67 @@ def test_export_agrees(name, x16):
     torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)
     assert exp.config == net.config and exp.symmetries == net.symmetries
     assert not net.training or net.training == exp.training
+
+
+# --------------------------------------------------------------------------------------------
+# scalar-only models (velocity=False): channels [*scalars], e.g. temperature alone
+# --------------------------------------------------------------------------------------------
+SCALAR_CASES = [("rot-resnet", "rot90", dict(k=1)), ("rot-unet", "rot90", dict(k=3)),
+                ("mag-resnet", "magnitude", dict(lam=0.37)), ("mag-unet", "magnitude", dict(lam=5.0))]
+
+
+@pytest.mark.parametrize("name, kind, params", SCALAR_CASES)
+def test_scalar_only_models_keep_their_symmetry(name, kind, params):
+    torch.manual_seed(0)
+    net = randomize(create(name, t_in=T_IN, n_scalars=1, velocity=False))
+    assert net.channels == 1 and net.config["velocity"] is False
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(2, T_IN, 1, 16, 16, generator=g) + 0.3
+    with torch.no_grad():
+        assert net(x).shape == (2, 1, 16, 16)
+    for steps in (1, 3):  # vector="auto" treats the one channel as a scalar
+        err = equivariance_error(net, x, kind, steps=steps, **params)
+        assert err < EXACT_TOL, f"{name} {kind}: {err:.2e}"
+    torch.manual_seed(0)
+    base = randomize(create("unet" if name.endswith("unet") else "resnet", t_in=T_IN, n_scalars=1,
+                            velocity=False))
+    assert equivariance_error(base, x, kind, **params) > PLAIN_MIN
+    # the exported plain-torch copy computes the same
+    with torch.no_grad():
+        torch.testing.assert_close(net.export()(x), net(x), rtol=1e-5, atol=1e-5)
+
+
+def test_scalar_only_rotation_treats_the_channel_as_a_scalar():
+    """A rot model built for velocity rotates channels 0, 1 as a vector; the scalar-only one
+    must not: rotating its input as a vector field breaks the check."""
+    torch.manual_seed(0)
+    net = randomize(create("rot-resnet", t_in=1, n_scalars=2, velocity=False))
+    x = torch.randn(1, 1, 2, 16, 16, generator=torch.Generator().manual_seed(3))
+    assert equivariance_error(net, x, "rot90", k=1) < EXACT_TOL
+    assert equivariance_error(net, x, "rot90", k=1, vector=(0, 1)) > PLAIN_MIN
+
+
+def test_scale_family_scalar_only_runs_and_keeps_the_scalar_unscaled():
+    torch.manual_seed(0)
+    net = create("scale-resnet", t_in=2, n_scalars=1, velocity=False, widths=(2, 2)).eval()
+    x = torch.randn(1, 2, 1, 16, 16)
+    with torch.no_grad():
+        y = net(x)
+    assert y.shape == (1, 1, 16, 16) and torch.isfinite(y).all()
+    assert net.fam is not None and net.lift.conv.n_vel == 0
+
+
+def test_scalar_only_argument_errors():
+    from xequi.errors import ModelError, ParameterError
+
+    with pytest.raises(ModelError, match=r"uniform-motion(.|\n)*\['resnet', 'mag-resnet'"):
+        create("um-resnet", n_scalars=1, velocity=False)
+    with pytest.raises(ModelError, match="uniform-motion(.|\n)*'rot-resnet', 'scale-resnet'"):
+        create("um-mag-rot-resnet", n_scalars=1, velocity=False)
+    with pytest.raises(ParameterError, match="n_scalars >= 1"):
+        create("resnet", velocity=False)
+    with pytest.raises(ParameterError, match="True or False"):
+        create("resnet", n_scalars=1, velocity="no")
+    net = create("resnet", t_in=1, n_scalars=1, velocity=False, widths=(4,))
+    with pytest.raises(ModelError, match="1 scalar channel(.|\n)*n_scalars=3"):
+        net(torch.zeros(1, 1, 3, 8, 8))

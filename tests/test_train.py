@@ -263,3 +263,66 @@ def test_fit_on_gpu_with_bf16(data):
                       **{**TINY, "model_kwargs": {"widths": (2,)}, "device": "auto"})
     assert next(model.parameters()).is_cuda and np.isfinite(hist["val_loss"]).all()
     assert model.card["training"]["hyperparameters"]["amp"] is True
+
+
+def _scalar_field(T=14, H=16, W=16):
+    """One advected scalar field as a CF DataArray (time, y, x) in kelvin: no velocity."""
+    frames = _advect(T, H, W, n_scalars=1).values[:, 2]
+    t = np.datetime64("2020-01-01", "ns") + np.arange(T) * np.timedelta64(1, "h")
+    return xr.DataArray(
+        frames + 280.0, dims=("time", "y", "x"), name="theta",
+        coords={"time": t, "y": ("y", np.arange(H) * 5.0, {"units": "km", "axis": "Y"}),
+                "x": ("x", np.arange(W) * 5.0, {"units": "km", "axis": "X"})},
+        attrs={"units": "K", "standard_name": "sea_water_potential_temperature"})
+
+
+def test_fit_on_a_lone_scalar_field_builds_a_scalar_only_model(tmp_path):
+    da = _scalar_field()
+    before = da.copy(deep=True)
+    model, hist = fit("rot-resnet", da, epochs=2, **{**TINY, "model_kwargs": {"widths": (2,)}})
+    xr.testing.assert_identical(da, before)
+    assert model.config["velocity"] is False and model.config["n_scalars"] == 1
+    card = model.card
+    assert card["velocity"] is False
+    assert card["channels"] == [{"name": "theta", "standard_name": "sea_water_potential_temperature",
+                                 "units": "K", "index": 0}]
+    assert str(ck.card_quantity(card, "dx").to("m")) == "5000.0 meter"
+    norm = card["normalization"]
+    assert norm["method"] == "scalar_standard" and norm["velocity_scale"] is None
+    assert norm["offset"][0] == pytest.approx(280.5, abs=0.5)
+    assert np.isfinite(hist["val_loss"]).all()
+    # the fitted model (with its normalization) keeps the rotation symmetry of its channel
+    x = torch.from_numpy(da.values[None, :2, None].astype("float32"))
+    assert models.equivariance_error(model, x, "rot90", k=1) < 1e-5
+    loaded = ck.load_model(ck.save_model(model, tmp_path / "theta"))
+    assert loaded.card["velocity"] is False and loaded.velocity is False
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), model(x))
+
+
+def test_fit_scalar_only_errors_and_model_frame_input(data):
+    da = _scalar_field()
+    with pytest.raises(ParameterError, match="uniform_motion(.|\n)*no velocity"):
+        fit("resnet", da, epochs=1, augment=("um",), **TINY)
+    fit("resnet", da, epochs=1, augment=("rot90", "mag"), **TINY)  # these act on scalars
+    with pytest.raises(ModelError, match="uniform-motion"):
+        fit("um-resnet", da, epochs=1, **TINY)
+    with pytest.raises(ModelError, match="takes the velocity(.|\n)*no velocity channels"):
+        fit(models.create("resnet", t_in=2, n_scalars=1, widths=(4,)), da, epochs=1,
+            **{k: v for k, v in TINY.items() if k not in ("t_in", "model_kwargs")})
+    scalar_net = models.create("resnet", t_in=2, n_scalars=2, velocity=False, widths=(4,))
+    with pytest.raises(ModelError, match="scalar-only(.|\n)*start with the velocity"):
+        fit(scalar_net, data, epochs=1,
+            **{k: v for k, v in TINY.items() if k not in ("t_in", "model_kwargs")})
+    with pytest.raises(ParameterError, match="'u'(.|\n)*lone scalar field"):
+        fit("resnet", da, epochs=1, fields_kwargs={"u": "u"}, **TINY)
+    with pytest.raises(ModelError, match="model_kwargs velocity=True"):
+        fit("resnet", da, epochs=1, **{**TINY, "model_kwargs": {"widths": (4,), "velocity": True}})
+    # model-frame data marked scalar-only (attrs["n_velocity"] = 0): two scalar channels
+    frame = data.assign_attrs(n_velocity=0, units="a: K, b: psu").assign_coords(channel=["a", "b"])
+    model, _ = fit(scalar_net, frame, epochs=1,
+                   **{k: v for k, v in TINY.items() if k not in ("t_in", "model_kwargs")})
+    assert [c["units"] for c in model.card["channels"]] == ["K", "psu"]
+    assert model.card["velocity"] is False
+    with pytest.raises(GridError, match="n_velocity=1"):
+        fit("resnet", data.assign_attrs(n_velocity=1), epochs=1, **TINY)

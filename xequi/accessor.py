@@ -1,7 +1,8 @@
 """The ``.equi`` accessors on xarray objects.
 
 Thin and stateless: every method forwards to a plain function of another module, which users can
-import and call directly. The accessor holds nothing but the object it was created for.
+import and call directly. The accessor holds nothing but the object it was created for. What
+both kinds of object support is written once in :class:`_EquiAccessor`.
 """
 
 from __future__ import annotations
@@ -9,24 +10,17 @@ from __future__ import annotations
 import xarray as xr
 
 
-@xr.register_dataset_accessor("equi")
-class EquiDatasetAccessor:
-    """``ds.equi``: xequi's operations on a :class:`xarray.Dataset`."""
+class _EquiAccessor:
+    """The operations shared by ``ds.equi`` and ``da.equi``."""
 
-    def __init__(self, ds: xr.Dataset):
-        self._obj = ds
+    def __init__(self, obj):
+        self._obj = obj
 
-    def transform(self, kind: str, **params) -> xr.Dataset:
-        """Apply a symmetry: :func:`xequi.symmetry.transform`."""
+    def transform(self, kind: str, **params):
+        """Apply a symmetry (a DataArray is a scalar field): :func:`xequi.symmetry.transform`."""
         from xequi.symmetry import transform
 
         return transform(self._obj, kind, **params)
-
-    def fields(self, **kwargs):
-        """The model frame of this Dataset: :func:`xequi.fields.to_model_frame`."""
-        from xequi.fields import to_model_frame
-
-        return to_model_frame(self._obj, **kwargs)
 
     def grid(self, **kwargs):
         """Grid spacing, orientation and metric: :func:`xequi.fields.grid_spacing`."""
@@ -35,31 +29,21 @@ class EquiDatasetAccessor:
         return grid_spacing(self._obj, **kwargs)
 
     def spectrum(self, **kwargs):
-        """Isotropic kinetic-energy spectrum: :func:`xequi.diagnostics.spectrum`."""
+        """Isotropic spectrum (kinetic energy of a velocity Dataset, half the variance of a
+        DataArray): :func:`xequi.diagnostics.spectrum`."""
         from xequi.diagnostics import spectrum
 
         return spectrum(self._obj, **kwargs)
 
-    def tke_spectrum(self, **kwargs):
-        """The paper's TKE spectrum: :func:`xequi.diagnostics.tke_spectrum`."""
-        from xequi.diagnostics import tke_spectrum
-
-        return tke_spectrum(self._obj, **kwargs)
-
     def rmse(self, truth, **kwargs):
-        """RMSE of this forecast against ``truth``: :func:`xequi.diagnostics.rmse`."""
+        """RMSE against ``truth``: :func:`xequi.diagnostics.rmse`."""
         from xequi.diagnostics import rmse
 
         return rmse(self._obj, truth, **kwargs)
 
-    def evaluate(self, truth, **kwargs):
-        """Score this forecast against ``truth``: :func:`xequi.diagnostics.evaluate`."""
-        from xequi.diagnostics import evaluate
-
-        return evaluate(self._obj, truth, **kwargs)
-
-    def forecast(self, model, steps: int = 10, **kwargs) -> xr.Dataset:
-        """Forecast with a model: :func:`xequi.forecast.forecast`."""
+    def forecast(self, model, steps: int = 10, **kwargs):
+        """Forecast with a model: :func:`xequi.forecast.forecast` (a DataArray needs a
+        one-channel scalar-only model and gives a DataArray)."""
         from xequi.forecast import forecast
 
         return forecast(self._obj, model, steps=steps, **kwargs)
@@ -71,46 +55,36 @@ class EquiDatasetAccessor:
         return equivariance_error(self._obj, model, kind, **kwargs)
 
     def fit(self, model_or_name, **kwargs):
-        """Train a model on this Dataset: :func:`xequi.train.fit`."""
+        """Train a model on these data (a DataArray trains a scalar-only model):
+        :func:`xequi.train.fit`."""
         from xequi.train import fit
 
         return fit(model_or_name, self._obj, **kwargs)
 
 
+@xr.register_dataset_accessor("equi")
+class EquiDatasetAccessor(_EquiAccessor):
+    """``ds.equi``: xequi's operations on a :class:`xarray.Dataset`."""
+
+    def fields(self, **kwargs):
+        """The model frame of this Dataset: :func:`xequi.fields.to_model_frame`."""
+        from xequi.fields import to_model_frame
+
+        return to_model_frame(self._obj, **kwargs)
+
+    def tke_spectrum(self, **kwargs):
+        """The paper's TKE spectrum: :func:`xequi.diagnostics.tke_spectrum`."""
+        from xequi.diagnostics import tke_spectrum
+
+        return tke_spectrum(self._obj, **kwargs)
+
+    def evaluate(self, truth, **kwargs):
+        """Score this forecast against ``truth``: :func:`xequi.diagnostics.evaluate`."""
+        from xequi.diagnostics import evaluate
+
+        return evaluate(self._obj, truth, **kwargs)
+
+
 @xr.register_dataarray_accessor("equi")
-class EquiDataArrayAccessor:
-    """``da.equi``: xequi's operations on a :class:`xarray.DataArray`."""
-
-    def __init__(self, da: xr.DataArray):
-        self._obj = da
-
-    def transform(self, kind: str, **params) -> xr.DataArray:
-        """Apply a symmetry (scalar field): :func:`xequi.symmetry.transform`."""
-        from xequi.symmetry import transform
-
-        return transform(self._obj, kind, **params)
-
-    def grid(self, **kwargs):
-        """Grid spacing, orientation and metric: :func:`xequi.fields.grid_spacing`."""
-        from xequi.fields import grid_spacing
-
-        return grid_spacing(self._obj, **kwargs)
-
-    def spectrum(self, **kwargs):
-        """Isotropic spectrum of half the variance: :func:`xequi.diagnostics.spectrum`."""
-        from xequi.diagnostics import spectrum
-
-        return spectrum(self._obj, **kwargs)
-
-    def rmse(self, truth, **kwargs):
-        """RMSE of this field against ``truth``: :func:`xequi.diagnostics.rmse`."""
-        from xequi.diagnostics import rmse
-
-        return rmse(self._obj, truth, **kwargs)
-
-    def forecast(self, model, steps: int = 10, **kwargs) -> xr.Dataset:
-        """Forecast a field: :func:`xequi.forecast.forecast` (a lone scalar field raises a
-        :class:`~xequi.errors.ModelError`: xequi's models take the velocity)."""
-        from xequi.forecast import forecast
-
-        return forecast(self._obj, model, steps=steps, **kwargs)
+class EquiDataArrayAccessor(_EquiAccessor):
+    """``da.equi``: xequi's operations on a :class:`xarray.DataArray` (a scalar field)."""

@@ -27,9 +27,13 @@ The model card
     name of the group (e.g. ``"C8 rotations (exact for multiples of 90 degrees) x translations"``).
 ``t_in``
     Number of input frames.
+``velocity``
+    Whether channels 0 and 1 are the velocity (u, v); ``false`` for a scalar-only model
+    (``velocity=False``). Cards without the key are velocity models.
 ``channels``
-    One entry per channel in model-frame order ``[u, v, *scalars]``: ``name``, ``standard_name``,
-    ``units`` (the units the network's inputs and outputs are in).
+    One entry per channel in model-frame order ``[u, v, *scalars]`` (``[*scalars]`` when
+    ``velocity`` is false): ``name``, ``standard_name``, ``units`` (the units the network's inputs
+    and outputs are in).
 ``grid``
     ``dx``, ``dy``, ``dt`` as pint quantity strings (``"5000 m"``, ``"0.015625 dimensionless"``).
 ``normalization``
@@ -264,6 +268,7 @@ def _base_card(model) -> dict:
         symmetries=list(getattr(net, "symmetries", ()) or ()),
         symmetry_group=_group_name(config, getattr(net, "symmetries", ()) or ()),
         t_in=config.get("t_in"),
+        velocity=bool(config.get("velocity", card.get("velocity", True))),
     )
     if isinstance(model, NormalizedModel):
         card["normalization"] = {**dict(card.get("normalization") or {}), **model.normalization_card()}

@@ -72,11 +72,20 @@ def _cmd_train(args) -> int:
     ds = _open_input(args)
     if args.variables:
         ds = ds[args.variables.split(",")]
+    scalars = [s for s in (args.scalars or "").split(",") if s]
+    fields_kwargs = {}
+    if scalars:
+        fields_kwargs["scalars"] = scalars
+    if args.no_velocity:
+        if not scalars:
+            raise ParameterError("--no-velocity trains a scalar-only model: name its channels.",
+                                 fix="add --scalars VAR[,VAR...]")
+        fields_kwargs["velocity"] = False
     model, history = fit(args.model, ds, t_in=args.t_in, size=args.size, epochs=args.epochs,
                          batch_size=args.batch_size, lr=args.lr, window=args.window,
                          augment=tuple(args.augment.split(",")) if args.augment else (),
                          seed=args.seed, device=args.device, progress=not args.quiet,
-                         checkpoint_dir=args.checkpoint_dir)
+                         checkpoint_dir=args.checkpoint_dir, fields_kwargs=fields_kwargs or None)
     path = save_model(model, args.out, overwrite=args.overwrite)
     print(f"wrote {path} (best epoch {history['best_epoch']}, validation loss "
           f"{history['best_val_loss']:.4g})")
@@ -174,6 +183,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_input(tr)
     tr.add_argument("--model", required=True, help="registered model name (e.g. rot-resnet)")
     tr.add_argument("--variables", help="comma-separated variables to keep (default: all)")
+    tr.add_argument("--scalars", help="comma-separated scalar variables to train on after u, v "
+                                      "(e.g. temperature)")
+    tr.add_argument("--no-velocity", dest="no_velocity", action="store_true",
+                    help="a scalar-only model on the --scalars variables (no u, v)")
     tr.add_argument("--t-in", dest="t_in", type=int, default=None, help="input frames")
     tr.add_argument("--size", default="small", choices=["small", "paper"])
     tr.add_argument("--epochs", type=int, default=100)

@@ -710,6 +710,8 @@ class ModelFrame:
         Attrs of each variable; ``dataset_attrs`` of the Dataset.
     flip_y, flip_x : bool
         Whether y / x were reversed to reach image orientation.
+    n_velocity : {2, 0}
+        Leading velocity channels (0 for a scalar-only frame, ``velocity=False``).
     coords : xarray.Dataset
         The input's coordinates (without the data).
     dim_order : dict
@@ -730,6 +732,7 @@ class ModelFrame:
     coords: xr.Dataset
     dim_order: dict
     added_time: bool = False
+    n_velocity: int = 2
 
 
 def _convert(da: xr.DataArray, src, dst) -> xr.DataArray:
@@ -751,7 +754,7 @@ def to_model_frame(ds: xr.Dataset, u: str | None = None, v: str | None = None,
                    scalars: Sequence[str] = (), units: Mapping[str, str] | None = None,
                    target_units: str | Mapping[str, str] | None = None, fill: str = "error",
                    min_time: int | None = None, rtol: float = 1e-3, x: str | None = None,
-                   y: str | None = None, t: str | None = None) -> ModelFrame:
+                   y: str | None = None, t: str | None = None, velocity: bool = True) -> ModelFrame:
     """Map a Dataset to the model frame ``(*extra, time, channel, y, x)``, float32.
 
     Parameters
@@ -777,6 +780,10 @@ def to_model_frame(ds: xr.Dataset, u: str | None = None, v: str | None = None,
         Grid uniformity tolerance.
     x, y, t : str, optional
         Explicit dimension names.
+    velocity : bool, default True
+        ``False``: a scalar-only frame, channels ``[*scalars]`` (``scalars`` must name at least
+        one variable; u and v are not looked for), for models built with ``velocity=False``.
+        A string ``target_units`` is then refused (it names the velocity's units).
 
     Returns
     -------
@@ -807,10 +814,21 @@ def to_model_frame(ds: xr.Dataset, u: str | None = None, v: str | None = None,
         raise ParameterError(f"fill must be 'error' or 'zero', got {fill!r}.",
                              fix="pass fill='zero' to treat NaN (land) as zero velocity")
     units = _units_mapping(units)
-    un, vn = find_velocity(ds, u=u, v=v)
     if isinstance(scalars, str):
         scalars = [scalars]
     scalars = list(scalars)
+    if velocity:
+        un, vn = find_velocity(ds, u=u, v=v)
+    else:
+        un = vn = None
+        if not scalars:
+            raise ParameterError("a scalar-only model frame (velocity=False) needs at least one "
+                                 "scalar variable.", fix="pass scalars=['temperature'] (the "
+                                                         "variables to stack as channels)")
+        if isinstance(target_units, str):
+            raise ParameterError(f"target_units={target_units!r} names the velocity's units, but "
+                                 "this frame has no velocity (velocity=False).",
+                                 fix="pass a mapping {variable: units}")
     for s in scalars:
         if s not in ds.data_vars:
             raise VariableNotFoundError(f"scalar variable {s!r} is not in the dataset "
@@ -819,7 +837,7 @@ def to_model_frame(ds: xr.Dataset, u: str | None = None, v: str | None = None,
         if s in (un, vn):
             raise ParameterError(f"{s!r} is a velocity component, not a scalar.",
                                  fix="list only extra scalar channels in scalars=")
-    names = (un, vn, *scalars)
+    names = (un, vn, *scalars) if velocity else tuple(scalars)
     check_real(ds, names)
     grid = check_grid(ds[list(names)], min_time=min_time, rtol=rtol, x=x, y=y, t=t,
                       units={k: val for k, val in units.items() if k in ds.dims})
@@ -858,7 +876,7 @@ def to_model_frame(ds: xr.Dataset, u: str | None = None, v: str | None = None,
             units_model[n] = str(raw)
         arrays.append(da.variable.copy(deep=False).to_base_variable())
     try:
-        same = units_model[un] == units_model[vn] or \
+        same = not velocity or units_model[un] == units_model[vn] or \
             _ureg().Quantity(1, units_model[un]).to(units_model[vn]).magnitude == 1
     except Exception:
         same = False
@@ -909,8 +927,11 @@ def to_model_frame(ds: xr.Dataset, u: str | None = None, v: str | None = None,
             coords[d] = ds[d].values
     data = xr.DataArray(vals.astype(np.float32), dims=out_dims, coords=coords, name="model_input",
                         attrs={"xequi_frame": "model frame: row 0 = largest y, channels [u, v, "
-                                              "*scalars], u along +x, v along +y",
-                               "units": ", ".join(f"{n}: {units_model[n]}" for n in names)})
+                                              "*scalars], u along +x, v along +y" if velocity else
+                                              "model frame: row 0 = largest y, channels "
+                                              "[*scalars] (no velocity)",
+                               "units": ", ".join(f"{n}: {units_model[n]}" for n in names),
+                               "n_velocity": 2 if velocity else 0})
     mask = xr.DataArray(mask_vals, dims=(*extra, "time", "y", "x"),
                         coords={k: val for k, val in coords.items() if k != "channel"}, name="mask")
     keep_coords = ds.drop_vars(list(ds.data_vars)).coords.to_dataset()
@@ -920,7 +941,7 @@ def to_model_frame(ds: xr.Dataset, u: str | None = None, v: str | None = None,
                       dataset_attrs=copy.deepcopy(dict(ds.attrs)), flip_y=flip_y, flip_x=flip_x,
                       coords=keep_coords.copy(deep=True),
                       dim_order={n: tuple(map(str, ds[n].dims)) for n in names},
-                      added_time=added_time)
+                      added_time=added_time, n_velocity=2 if velocity else 0)
 
 
 def from_model_frame(array, frame: ModelFrame, dims: Sequence[str] | None = None,

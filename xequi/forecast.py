@@ -130,7 +130,8 @@ def _quantity(text, what: str):
 def as_forecast_model(net, *, dx=None, dy=None, dt=None, units: str = "m s-1",
                       scalars: Mapping[str, str] | None = None, names=("u", "v"),
                       standard_names=(None, None), t_in: int | None = None,
-                      name: str | None = None, window=None, scale=None, offset=None):
+                      name: str | None = None, window=None, scale=None, offset=None,
+                      velocity: bool | None = None):
     """Wrap a network and the minimal model card :func:`forecast` needs.
 
     Parameters
@@ -156,6 +157,10 @@ def as_forecast_model(net, *, dx=None, dy=None, dt=None, units: str = "m s-1",
         Window size to forecast with (default :data:`DEFAULT_WINDOW`).
     scale, offset : sequence of float, optional
         Normalization applied around ``net`` (see :class:`xequi.train.NormalizedModel`).
+    velocity : bool, optional
+        Whether the channels start with (u, v); default ``net.velocity`` (``config["velocity"]``)
+        or True. ``False``: a scalar-only network, channels ``scalars`` only (``units``,
+        ``names`` and ``standard_names`` are then unused).
 
     Returns
     -------
@@ -165,7 +170,8 @@ def as_forecast_model(net, *, dx=None, dy=None, dt=None, units: str = "m s-1",
     Raises
     ------
     ModelError
-        ``net`` is not a torch module or ``t_in`` cannot be told.
+        ``net`` is not a torch module, ``t_in`` cannot be told, or a scalar-only network
+        without ``scalars``.
 
     Examples
     --------
@@ -197,10 +203,18 @@ def as_forecast_model(net, *, dx=None, dy=None, dt=None, units: str = "m s-1",
         raise ModelError(f"cannot tell how many input frames the {type(inner).__name__} takes.",
                          fix="pass t_in=")
     sym = list(getattr(inner, "symmetries", ()) or ())
+    if velocity is None:
+        velocity = bool(config.get("velocity", getattr(inner, "velocity", True)))
+    velocity = bool(velocity)
+    if not velocity and not scalars:
+        raise ModelError("a scalar-only network (velocity=False) needs its channels named.",
+                         fix="pass scalars={'temperature': 'K'} (variable name: units, in "
+                             "channel order)")
     channels = [{"name": names[i], "standard_name": standard_names[i], "units": units, "index": i}
-                for i in range(2)]
+                for i in range(2)] if velocity else []
+    n_vel = len(channels)
     for i, (n, un) in enumerate(dict(scalars or {}).items()):
-        channels.append({"name": n, "standard_name": None, "units": un, "index": 2 + i})
+        channels.append({"name": n, "standard_name": None, "units": un, "index": n_vel + i})
     grid = {}
     for key, val in (("dx", dx), ("dy", dy if dy is not None else dx), ("dt", dt)):
         if val is not None:
@@ -212,6 +226,7 @@ def as_forecast_model(net, *, dx=None, dy=None, dt=None, units: str = "m s-1",
         "symmetries": sym,
         "symmetry_group": ck._group_name(config, sym),
         "t_in": int(t_in),
+        "velocity": velocity,
         "channels": channels,
         "grid": grid,
         "normalization": model.normalization_card(),
@@ -291,14 +306,16 @@ def model_info(model) -> dict:
     Returns
     -------
     dict
-        ``name``, ``t_in``, ``channels`` (list of dicts with ``name``, ``standard_name``,
-        ``units``), ``dx``, ``dy``, ``dt`` (pint quantities or None), ``window`` ((int, int)),
+        ``name``, ``t_in``, ``velocity`` (whether channels 0, 1 are u, v), ``n_velocity``
+        (2 or 0), ``channels`` (list of dicts with ``name``, ``standard_name``, ``units``),
+        ``dx``, ``dy``, ``dt`` (pint quantities or None), ``window`` ((int, int)),
         ``symmetries``, ``symmetry_group``, ``weights_sha256``.
 
     Raises
     ------
     ModelError
-        A card without channels or ``t_in``, or with fewer than the 2 velocity channels.
+        A card without channels or ``t_in``, or a velocity model's card with fewer than the 2
+        velocity channels.
 
     Examples
     --------
@@ -310,9 +327,14 @@ def model_info(model) -> dict:
     """
     card = dict(getattr(model, "card", None) or {})
     chans = card.get("channels") or []
-    if len(chans) < 2:
-        raise ModelError(f"the model card lists {len(chans)} channel(s); xequi models take the "
-                         "velocity (u, v) as their first two channels.",
+    velocity = card.get("velocity")
+    if velocity is None:  # cards written before the key existed: velocity models
+        velocity = (card.get("architecture") or {}).get("velocity", True)
+    velocity = bool(velocity)
+    if len(chans) < (2 if velocity else 1):
+        raise ModelError(f"the model card lists {len(chans)} channel(s); "
+                         + ("velocity models take (u, v) as their first two channels."
+                            if velocity else "a scalar-only model needs at least one."),
                          fix="re-create the card with as_forecast_model(net, units=..., "
                              "scalars={...})")
     try:
@@ -336,6 +358,8 @@ def model_info(model) -> dict:
     return {
         "name": card.get("name") or (card.get("architecture") or {}).get("name") or "unnamed",
         "t_in": t_in,
+        "velocity": velocity,
+        "n_velocity": 2 if velocity else 0,
         "channels": [dict(c) for c in chans],
         "dx": dx, "dy": dy, "dt": _quantity(grid.get("dt"), "dt"),
         "window": window,
@@ -391,8 +415,10 @@ def _device(device):
 # matching data and model
 # --------------------------------------------------------------------------------------------
 def _find_scalars(ds, info, scalars, un, vn) -> list[str]:
-    """Scalar variables for the model's channels 2.. (explicit, or by card name / standard_name)."""
-    want = info["channels"][2:]
+    """Scalar variables for the model's scalar channels (explicit, or by card name /
+    standard_name)."""
+    nv = info["n_velocity"]
+    want = info["channels"][nv:]
     if scalars is not None:
         scalars = [scalars] if isinstance(scalars, str) else list(scalars)
     else:
@@ -414,6 +440,11 @@ def _find_scalars(ds, info, scalars, un, vn) -> list[str]:
                         "order")
             scalars.append(found)
     if len(scalars) != len(want):
+        if not nv:
+            raise ModelError(
+                f"the scalar-only model takes {len(want)} channel(s) "
+                f"{[c.get('name') for c in want]} but {len(scalars)} were given ({scalars}).",
+                fix=f"pass scalars= the {len(want)} variable(s) the model was trained with")
         raise ModelError(
             f"the model takes {2 + len(want)} channels (u, v + {len(want)} scalars "
             f"{[c.get('name') for c in want]}) but {2 + len(scalars)} were given (u, v + "
@@ -427,7 +458,7 @@ def _target_units(names, info) -> dict:
     return {n: ch["units"] for n, ch in zip(names, info["channels"]) if ch.get("units")}
 
 
-def _check_units(ds, names, units, target, model_name):
+def _check_units(ds, names, units, target, model_name, n_velocity=2):
     """Raise a clear UnitsError when a variable cannot be converted to the model's units."""
     from xequi.fields import _units_attr, parse_units
 
@@ -436,7 +467,7 @@ def _check_units(ds, names, units, target, model_name):
         if n not in target:
             continue
         raw = (units or {}).get(n, _units_attr(ds[n]))
-        kind = "velocity" if i < 2 else None
+        kind = "velocity" if i < n_velocity else None
         src = parse_units(raw if raw is not None or kind else "1", n, kind)
         dst = parse_units(target[n], f"units of the model's channel {i}", kind)
         try:
@@ -680,7 +711,7 @@ def _rollout_domain(net, history: np.ndarray, steps: int, spec, batch_size: int,
 
 
 def _forecast_positions(ds_sel, positions, *, names, fields_kw, t_in, steps, lam, net, spec,
-                        batch_size, device, bar, tdim) -> dict[str, np.ndarray]:
+                        batch_size, device, bar, tdim, n_velocity=2) -> dict[str, np.ndarray]:
     """Forecast from each init position of ``ds_sel``: ``{name: (n_init, steps, ny, nx)}``."""
     from xequi.fields import from_model_frame, to_model_frame
 
@@ -696,11 +727,11 @@ def _forecast_positions(ds_sel, positions, *, names, fields_kw, t_in, steps, lam
                 fix="pass fill='zero' to forecast (zero velocity where data are missing, e.g. "
                     "land; NaN is put back there in the output), or fill the data first") from None
         hist = mf.data.values.reshape(mf.data.shape[-4:]).astype(np.float32)  # (t_in, C, ny, nx)
-        if lam != 1.0:
-            hist[:, :2] *= np.float32(lam)
+        if lam != 1.0:  # the velocity scales with the grid (λ w(λx, λ²t)); scalars do not
+            hist[:, :n_velocity] *= np.float32(lam)
         out = _rollout_domain(net, hist, steps, spec, batch_size, device, bar)
         if lam != 1.0:
-            out[:, :2] /= np.float32(lam)
+            out[:, :n_velocity] /= np.float32(lam)
         arr = xr.DataArray(out, dims=("lead_time", "channel", "y", "x"))
         back = from_model_frame(arr, mf)
         y, x = mf.axes.y, mf.axes.x
@@ -931,10 +962,12 @@ def forecast(ds, model, steps: int = 10, init_time=None, *, u: str | None = None
 
     Parameters
     ----------
-    ds : xarray.Dataset
+    ds : xarray.Dataset or xarray.DataArray
         CF-labelled data with the velocity (and the model's scalar channels), a time axis with at
         least ``t_in`` steps, units on the velocity and on the coordinates. numpy- or
-        dask-backed (then the result is lazy). Never modified.
+        dask-backed (then the result is lazy). Never modified. A scalar-only model (built with
+        ``velocity=False``, e.g. by :func:`xequi.train.fit` on a DataArray) takes a Dataset of
+        its scalar variables, or, for one channel, a DataArray of that field.
     model : str, path-like or torch.nn.Module
         A registered model name with shipped weights, a ``.xequi`` checkpoint, or a loaded model
         with a card (:func:`xequi.checkpoint.load_model`, :func:`xequi.train.fit`,
@@ -984,7 +1017,8 @@ def forecast(ds, model, steps: int = 10, init_time=None, *, u: str | None = None
 
     Returns
     -------
-    xarray.Dataset
+    xarray.Dataset or xarray.DataArray
+        (A DataArray for a DataArray ``ds``: the field, with the provenance in its attrs.)
         The input's velocity (and scalar) variables over ``(init_time, lead_time, <y>, <x>)``
         with the input's spatial dims, coordinates, units and standard names (float32, or
         float64 for float64 input: the network computes in float32); ``lead_time``
@@ -1000,7 +1034,8 @@ def forecast(ds, model, steps: int = 10, init_time=None, *, u: str | None = None
         ``overwrite=True``, an unwritable or unknown-format ``out``.
     ModelError
         The model cannot be resolved, its channels do not match the data (number of scalars),
-        the data have fewer than ``t_in`` time steps, or a DataArray for a velocity model.
+        the data have fewer than ``t_in`` time steps, or a DataArray for a model that is not a
+        one-channel scalar-only model.
     VariableNotFoundError
         Velocity or a scalar channel of the model not found.
     UnitsError
@@ -1031,14 +1066,11 @@ def forecast(ds, model, steps: int = 10, init_time=None, *, u: str | None = None
     from xequi.fields import check_grid, check_real, find_velocity
 
     if isinstance(ds, xr.DataArray):
-        name = ds.name if ds.name is not None else "__xequi_da__"
-        raise ModelError(
-            f"cannot forecast the DataArray {name!r} alone: xequi's networks "
-            "(xequi.models.create) always take the velocity (u, v) as their first two channels "
-            "(scalars come after), so there is no scalar-only model to apply to a single scalar "
-            "field.",
-            fix="pass a Dataset with the velocity and the scalar, e.g. "
-                "xr.merge([u, v, da]).equi.forecast(model, scalars=[da.name])")
+        return _forecast_dataarray(ds, model, steps=steps, init_time=init_time, u=u, v=v,
+                                   scalars=scalars, units=units, fill=fill,
+                                   batch_size=batch_size, device=device, progress=progress,
+                                   window=window, overlap=overlap, periodic=periodic, out=out,
+                                   overwrite=overwrite, grid_rtol=grid_rtol, resume=resume)
     if not isinstance(ds, xr.Dataset):
         raise ParameterError(f"ds must be an xarray.Dataset, got {type(ds).__name__}.",
                              fix="open your data with xarray.open_dataset / open_zarr")
@@ -1071,12 +1103,20 @@ def forecast(ds, model, steps: int = 10, init_time=None, *, u: str | None = None
     t_in = info["t_in"]
 
     # ---- fields, units and grid (metadata only: nothing is loaded here) ---------------------
-    un, vn = find_velocity(ds, u=u, v=v)
+    nv = info["n_velocity"]
+    if nv:
+        un, vn = find_velocity(ds, u=u, v=v)
+    elif u is not None or v is not None:
+        raise ParameterError(f"u= / v= were given but the model {info['name']!r} is scalar-only "
+                             f"(channels {[c.get('name') for c in info['channels']]}).",
+                             fix="drop u= and v=; name the scalar variables with scalars=")
+    else:
+        un = vn = None
     scal = _find_scalars(ds, info, scalars, un, vn)
-    names = (un, vn, *scal)
+    names = (un, vn, *scal) if nv else tuple(scal)
     check_real(ds, names)
     target = _target_units(names, info)
-    _check_units(ds, names, units, target, info["name"])
+    _check_units(ds, names, units, target, info["name"], n_velocity=nv)
     dim_units = {k: val for k, val in (units or {}).items() if k in ds.dims}
     grid = check_grid(ds[list(names)], units=dim_units)
     ax = grid.axes
@@ -1111,7 +1151,7 @@ def forecast(ds, model, steps: int = 10, init_time=None, *, u: str | None = None
         batch_size = _DEFAULT_BATCH.get(dev.type, 32)
     net = _exported(net_full)
     fields_kw = dict(u=un, v=vn, scalars=list(scal), units=units, target_units=target or None,
-                     fill=fill, x=ax.x, y=ax.y, t=ax.t)
+                     fill=fill, x=ax.x, y=ax.y, t=ax.t, velocity=bool(nv))
     ds_sel = ds[list(names)]
     now = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
     provenance = {
@@ -1130,7 +1170,7 @@ def forecast(ds, model, steps: int = 10, init_time=None, *, u: str | None = None
         "created": now,
     }
     rest = dict(names=names, fields_kw=fields_kw, t_in=t_in, steps=steps, lam=lam, spec=spec,
-                batch_size=int(batch_size), tdim=ax.t)
+                batch_size=int(batch_size), tdim=ax.t, n_velocity=nv)
 
     if resume:
         return _forecast_resumable(ds, ds_sel, positions, names, ax, inits, leads, units,
@@ -1169,6 +1209,32 @@ def forecast(ds, model, steps: int = 10, init_time=None, *, u: str | None = None
 
         write_dataset(result, out, overwrite=overwrite)
     return result
+
+
+def _forecast_dataarray(da: xr.DataArray, model, *, u, v, scalars, **kwargs) -> xr.DataArray:
+    """:func:`forecast` of a lone scalar field with a scalar-only model (one channel)."""
+    if u is not None or v is not None or scalars is not None:
+        raise ParameterError("u=, v= and scalars= name variables of a Dataset; a DataArray is "
+                             "its one scalar field.", fix="drop them, or pass a Dataset")
+    net = resolve_model(model, device="cpu")
+    info = model_info(net)
+    label = da.name if da.name is not None else "field"
+    if info["velocity"] or len(info["channels"]) != 1:
+        what = ("takes the velocity (u, v) as its first two channels" if info["velocity"] else
+                f"takes {len(info['channels'])} scalar channels")
+        raise ModelError(
+            f"cannot forecast the DataArray {label!r} alone: the model {info['name']!r} {what} "
+            f"({[c.get('name') for c in info['channels']]}); a DataArray is one scalar field.",
+            fix="forecast a Dataset with all the model's variables (ds.equi.forecast), or use a "
+                "model trained on this scalar alone (xequi.train.fit(name, da) builds one with "
+                "velocity=False)")
+    name = da.name if da.name is not None and da.name not in da.coords else "__xequi_field__"
+    result = forecast(da.to_dataset(name=name), net, scalars=[name], **kwargs)
+    out = result[name]
+    # the DataArray carries the forecast's provenance (model, xequi version, ...) beside the
+    # field's own attrs (units, standard_name), which win on a clash
+    out.attrs = {**{k: val for k, val in result.attrs.items()}, **dict(out.attrs)}
+    return out.rename(da.name)
 
 
 def equivariance_error(ds, model, kind: str, steps: int = 1, init_time=None, *,
@@ -1239,6 +1305,9 @@ def equivariance_error(ds, model, kind: str, steps: int = 1, init_time=None, *,
     gds = transform(ds, kind, **uv, **tparams)
     fg = forecast(gds, net, steps=steps, init_time=init_time, **kw)
     gf = transform(f, kind, **uv, **tparams)
+    model_name = f.attrs.get("model")
+    if isinstance(f, xr.DataArray):  # a lone scalar field (scalar-only model)
+        f, fg, gf = (a.to_dataset(name="field") for a in (f, fg, gf))
     num = xr.zeros_like(f["lead_time"], dtype=np.float64)
     den = xr.zeros_like(f["lead_time"], dtype=np.float64)
     for n in f.data_vars:
@@ -1254,5 +1323,5 @@ def equivariance_error(ds, model, kind: str, steps: int = 1, init_time=None, *,
     err.attrs = {"long_name": "relative equivariance error ||F(g ds) - g F(ds)|| / ||g F(ds)||",
                  "units": "1", "kind": str(kind),
                  "params": ", ".join(f"{k}={v!r}" for k, v in params.items()),
-                 "model": str(f.attrs.get("model"))}
+                 "model": str(model_name)}
     return err.drop_vars([c for c in err.coords if c != "lead_time"])

@@ -86,13 +86,13 @@ def compute_normalization(train: np.ndarray, symmetries: Sequence[str] = (), n_v
     symmetries : sequence of str, optional
         The model's symmetry kinds. With ``"magnitude"`` scalar channels get no offset.
     n_velocity : int, default 2
-        Number of leading velocity channels sharing one scale.
+        Number of leading velocity channels sharing one scale (0 for scalar-only data).
 
     Returns
     -------
     dict
-        ``method``, ``velocity_scale`` (rms speed), per-channel ``scale`` and ``offset`` lists
-        (``x_net = (x - offset) / scale``).
+        ``method``, ``velocity_scale`` (rms speed; None without velocity channels), per-channel
+        ``scale`` and ``offset`` lists (``x_net = (x - offset) / scale``).
 
     Examples
     --------
@@ -107,7 +107,7 @@ def compute_normalization(train: np.ndarray, symmetries: Sequence[str] = (), n_v
     chans = np.moveaxis(a, -3, 0).reshape(C, -1)
     nv = min(int(n_velocity), C)
     speed2 = (chans[:nv] ** 2).sum(axis=0)
-    vscale = float(np.sqrt(speed2.mean())) if speed2.size else 1.0
+    vscale = float(np.sqrt(speed2.mean())) if nv and speed2.size else 1.0
     if not (math.isfinite(vscale) and vscale > 0):
         vscale = 1.0
     scale = [vscale] * nv
@@ -123,15 +123,20 @@ def compute_normalization(train: np.ndarray, symmetries: Sequence[str] = (), n_v
             s = 1.0
         offset.append(off)
         scale.append(s)
+    scalars_text = ("divided by their rms, no offset (magnitude symmetry)" if mag else
+                    "standardised by their own mean and std")
+    if nv:
+        method = "velocity_rms" if not mag else "velocity_rms+scalar_rms"
+        text = ("velocity channels divided by one scale, the rms speed of the training data, "
+                "without mean subtraction (keeps rotation, uniform-motion and magnitude "
+                "equivariance); scalar channels " + scalars_text)
+    else:
+        method = "scalar_rms" if mag else "scalar_standard"
+        text = "no velocity channels; scalar channels " + scalars_text
     return {
-        "method": "velocity_rms" if not mag else "velocity_rms+scalar_rms",
-        "description": ("velocity channels divided by one scale, the rms speed of the training "
-                        "data, without mean subtraction (keeps rotation, uniform-motion and "
-                        "magnitude equivariance); scalar channels "
-                        + ("divided by their rms, no offset (magnitude symmetry)" if mag else
-                           "standardised by their own mean and std")
-                        + "; x_net = (x - offset) / scale, outside the network"),
-        "velocity_scale": vscale,
+        "method": method,
+        "description": text + "; x_net = (x - offset) / scale, outside the network",
+        "velocity_scale": vscale if nv else None,
         "scale": scale,
         "offset": offset,
     }
@@ -294,6 +299,17 @@ def _model_frame(data, fields_kwargs: Mapping | None) -> tuple[xr.DataArray, dic
     from xequi import fields
 
     meta: dict = {}
+    if isinstance(data, xr.DataArray) and "channel" not in data.dims and data.ndim <= 3:
+        # a lone scalar field (e.g. temperature over time, y, x): a scalar-only model frame
+        name = data.name if data.name is not None else "scalar"
+        kw = dict(fields_kwargs or {})
+        for key in ("u", "v", "scalars", "velocity"):
+            if kw.pop(key, None) is not None:
+                raise ParameterError(f"fields_kwargs[{key!r}] does not apply to a lone scalar "
+                                     "field: the DataArray is the only channel.",
+                                     fix=f"drop {key!r}, or pass a Dataset")
+        data = data.to_dataset(name=name)
+        fields_kwargs = {**kw, "velocity": False, "scalars": [name]}
     if isinstance(data, xr.Dataset):
         try:
             data = fields.to_model_frame(data, **dict(fields_kwargs or {}))
@@ -311,6 +327,7 @@ def _model_frame(data, fields_kwargs: Mapping | None) -> tuple[xr.DataArray, dic
         meta["channels"] = [{"name": n, "standard_name": mf.attrs.get(n, {}).get("standard_name"),
                              "units": mf.units_model.get(n)} for n in mf.names]
         meta["grid"] = {"dx": mf.grid.dx, "dy": mf.grid.dy, "dt": mf.grid.dt}
+        meta["n_velocity"] = mf.n_velocity
         da_attrs = mf.dataset_attrs
         meta["description"] = da_attrs.get("title") or da_attrs.get("source") or da_attrs.get("description")
     elif isinstance(data, xr.DataArray):
@@ -324,12 +341,19 @@ def _model_frame(data, fields_kwargs: Mapping | None) -> tuple[xr.DataArray, dic
     if missing:
         raise GridError(f"model-frame data must have dims {_DIMS}, got {da.dims}.",
                         fix="convert the Dataset with xequi.fields.to_model_frame(ds), or pass "
-                            "the Dataset itself")
+                            "the Dataset itself (a lone scalar field: a DataArray over time and "
+                            "the two spatial dims)")
     da = da.transpose(..., *_DIMS)
     C = da.sizes["channel"]
-    if C < 2:
-        raise GridError(f"model-frame data needs at least the 2 velocity channels (u, v), got {C}.",
-                        fix="include both velocity components")
+    nv = meta.setdefault("n_velocity", int(da.attrs.get("n_velocity", 2)))
+    if nv not in (0, 2):
+        raise GridError(f"model-frame data has n_velocity={nv}; it must be 2 (channels [u, v, "
+                        "*scalars]) or 0 (scalars only).", fix="set attrs['n_velocity'] to 2 or 0")
+    if C < max(nv, 1):
+        raise GridError(f"model-frame data needs at least the 2 velocity channels (u, v), got {C}."
+                        if nv else "model-frame data has no channel.",
+                        fix="include both velocity components, or set attrs['n_velocity'] = 0 "
+                            "for scalar-only data" if nv else "include at least one channel")
     values = np.asarray(da.values, dtype=np.float32)
     bad = ~np.isfinite(values)
     if bad.any():
@@ -343,7 +367,7 @@ def _model_frame(data, fields_kwargs: Mapping | None) -> tuple[xr.DataArray, dic
                          attrs=dict(da.attrs), name=da.name)
     if "channels" not in meta:
         names = ([str(v) for v in da.coords["channel"].values] if "channel" in da.coords
-                 else ["u", "v"] + [f"scalar{i}" for i in range(C - 2)])
+                 else ["u", "v"][:nv] + [f"scalar{i}" for i in range(C - nv)])
         units = da.attrs.get("units")
         units = _parse_units_attr(units, names) if isinstance(units, str) else [None] * C
         std = da.attrs.get("standard_names")
@@ -395,15 +419,21 @@ def _device(device) -> torch.device:
     return dev
 
 
-def _prepare_model(model_or_name, t_in, n_channels, size, model_kwargs, seed):
+def _prepare_model(model_or_name, t_in, n_channels, size, model_kwargs, seed, n_velocity=2):
     """(bare network, its name); a new network for a name, a copy of a given one."""
     if isinstance(model_or_name, str):
         from xequi import models
 
         t_in = 4 if t_in is None else _int("t_in", t_in, 1)
         torch.manual_seed(seed)
-        net = models.create(model_or_name, t_in=t_in, n_scalars=n_channels - 2, size=size,
-                            **dict(model_kwargs or {}))
+        kw = dict(model_kwargs or {})
+        if "velocity" in kw and bool(kw["velocity"]) != bool(n_velocity):
+            raise ModelError(f"model_kwargs velocity={kw['velocity']!r} but the data "
+                             + ("have" if n_velocity else "have no") + " velocity channels.",
+                             fix="drop velocity from model_kwargs: it follows the data")
+        kw["velocity"] = bool(n_velocity)
+        net = models.create(model_or_name, t_in=t_in, n_scalars=n_channels - n_velocity,
+                            size=size, **kw)
     elif isinstance(model_or_name, nn.Module):
         if model_kwargs:
             raise ParameterError("model_kwargs only apply when the model is given by name.",
@@ -423,11 +453,25 @@ def _prepare_model(model_or_name, t_in, n_channels, size, model_kwargs, seed):
     if t_net is None:
         raise ModelError(f"cannot tell how many input frames the {type(net).__name__} takes.",
                          fix="use a model from xequi.models.create (it records config['t_in'])")
+    net_vel = 2 if config.get("velocity", getattr(net, "velocity", True)) else 0
+    name = config.get("name", type(net).__name__)
+    if net_vel != n_velocity:
+        raise ModelError(
+            f"the model {name!r} " + ("takes the velocity (u, v) first" if net_vel else
+                                      "is scalar-only (velocity=False)")
+            + " but the data " + ("have no velocity channels" if net_vel else
+                                  "start with the velocity (u, v)") + ".",
+            fix="train a model created with velocity=False on scalar data (a model name "
+                "does that for you)" if not n_velocity else
+                "pass data with u, v, or a model created with velocity=True")
     expected = getattr(net, "channels", None)
     if expected is None and "n_scalars" in config:
-        expected = 2 + int(config["n_scalars"])
+        expected = net_vel + int(config["n_scalars"])
+    if expected is not None and int(expected) != n_channels and not n_velocity:
+        raise ModelError(
+            f"the scalar-only model {name!r} takes {expected} channel(s) but the data have "
+            f"{n_channels}.", fix=f"create the model with n_scalars={n_channels}, velocity=False")
     if expected is not None and int(expected) != n_channels:
-        name = config.get("name", type(net).__name__)
         raise ModelError(
             f"the model {name!r} takes {expected} channels (u, v + {int(expected) - 2} scalars) but "
             f"the data have {n_channels}.",
@@ -506,7 +550,11 @@ def fit(model_or_name, data, *, t_in: int | None = None, size: str = "small",
         :class:`NormalizedModel` is unwrapped and re-normalized on this data.
     data : xarray.Dataset or xarray.DataArray
         A CF-labelled dataset (converted with :func:`xequi.fields.to_model_frame` and
-        ``fields_kwargs``) or model-frame data with dims ``(time, channel, y, x)``. Never modified.
+        ``fields_kwargs``; ``fields_kwargs={"velocity": False, "scalars": [...]}`` for a
+        scalar-only model), model-frame data with dims ``(time, channel, y, x)``
+        (``attrs["n_velocity"] = 0`` for scalar-only channels), or a lone scalar field: a
+        DataArray over time and two spatial dims, which trains a scalar-only model
+        (``velocity=False``) that ``da.equi.forecast`` applies. Never modified.
     t_in : int, optional
         Input frames, for a model given by name (default 4).
     size : {"small", "paper"}, default "small"
@@ -637,6 +685,13 @@ def fit(model_or_name, data, *, t_in: int | None = None, size: str = "small",
 
     frame, meta = _model_frame(data, fields_kwargs)
     n_time, n_channels = frame.sizes["time"], frame.sizes["channel"]
+    from xequi.symmetry import _canonical
+
+    if not meta["n_velocity"] and any(_canonical(k) == "uniform_motion" for k in augment):
+        raise ParameterError("augment='uniform_motion' adds a constant velocity, but the data "
+                             "have no velocity channels.",
+                             fix="augment scalar fields with 'rot90', 'rotate', 'magnitude', "
+                                 "'translate' or 'scale'")
     t_axis = frame.dims.index("time")
     shape = (frame.sizes["y"], frame.sizes["x"])
 
@@ -645,7 +700,8 @@ def fit(model_or_name, data, *, t_in: int | None = None, size: str = "small",
         devices = [dev.index if dev.index is not None else torch.cuda.current_device()]
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
-        net, t_net, name = _prepare_model(model_or_name, t_in, n_channels, size, model_kwargs, seed)
+        net, t_net, name = _prepare_model(model_or_name, t_in, n_channels, size, model_kwargs,
+                                          seed, n_velocity=meta["n_velocity"])
         symmetries = tuple(getattr(net, "symmetries", ()) or ())
 
         # ---- split by time, normalization on the training split only -----------------------
@@ -666,7 +722,8 @@ def fit(model_or_name, data, *, t_in: int | None = None, size: str = "small",
                                      fix="use more time steps, or a smaller t_in / rollout_steps")
         values = frame.values
         norm = compute_normalization(
-            values[(slice(None),) * t_axis + (slice(train_r.start, train_r.stop),)], symmetries)
+            values[(slice(None),) * t_axis + (slice(train_r.start, train_r.stop),)], symmetries,
+            n_velocity=meta["n_velocity"])
         norm["computed_on"] = (f"training split only: time indices {train_r.start}..{train_r.stop - 1} "
                                f"of {n_time}")
         s = np.asarray(norm["scale"], dtype=np.float32)[:, None, None]
@@ -676,7 +733,8 @@ def fit(model_or_name, data, *, t_in: int | None = None, size: str = "small",
         win = _window_size(window, shape)
         train_ds = W.WindowDataset(normed, t_in=t_net, t_out=rollout_steps, window=win, stride=stride,
                                    time_index=train_r, augment=augment or None, seed=seed,
-                                   periodic=periodic)
+                                   periodic=periodic,
+                                   vector=(0, 1) if meta["n_velocity"] else None)
         val_ds = None
         if val_r is not None:
             val_ds = W.WindowDataset(normed, t_in=t_net, t_out=rollout_steps, window=win, stride=stride,
@@ -834,6 +892,7 @@ def fit(model_or_name, data, *, t_in: int | None = None, size: str = "small",
     desc = description or meta.get("description")
     model.card = {
         "t_in": t_net,
+        "velocity": bool(meta["n_velocity"]),
         "channels": meta["channels"],
         "grid": _grid_card(meta),
         "normalization": norm,

@@ -10,7 +10,8 @@
   asymmetric padding broke the rotation symmetry, defect 4 of the released code).
 
 Both take ``x`` of shape ``(batch, t_in, C, H, W)`` in the model frame (``C = 2 + n_scalars``,
-channels ``[u, v, *scalars]``) and return the next frame ``(batch, C, H, W)``.
+channels ``[u, v, *scalars]``; a scalar-only model, ``velocity=False``, has ``C = n_scalars``)
+and return the next frame ``(batch, C, H, W)``.
 """
 
 from __future__ import annotations
@@ -36,6 +37,10 @@ class EquiModel(nn.Module):
         Number of input frames.
     n_scalars : int
         Number of scalar channels after (u, v).
+    velocity : bool, default True
+        Whether the channels start with the velocity (u, v). ``False`` makes a scalar-only model
+        (channels ``[*scalars]``, ``n_scalars >= 1``): for a temperature or vorticity field
+        alone. Rotations then act on the grid only; UM, which acts on the velocity, is refused.
     family : {"plain", "rot", "scale"}
         Layer family of the hidden layers.
     um, mag : bool
@@ -69,12 +74,23 @@ class EquiModel(nn.Module):
     """
 
     def __init__(self, t_in: int, n_scalars: int = 0, family: str = "plain", um: bool = False,
-                 mag: bool = False, group_order: int = 4, n_scales: int = 3, kernel_size: int = 3):
+                 mag: bool = False, group_order: int = 4, n_scales: int = 3, kernel_size: int = 3,
+                 velocity: bool = True):
         super().__init__()
         self.t_in = int(t_in)
         self.n_scalars = int(n_scalars)
-        self.channels = 2 + self.n_scalars
+        self.velocity = bool(velocity)
+        self.n_vel = 2 if self.velocity else 0
+        self.channels = self.n_vel + self.n_scalars
         self.kernel_size = int(kernel_size)
+        if not self.velocity and self.n_scalars < 1:
+            raise ModelError("a scalar-only model (velocity=False) needs n_scalars >= 1.",
+                             fix="pass n_scalars=1 for one scalar field, or velocity=True")
+        if um and not self.velocity:
+            raise ModelError("uniform motion (w -> w + c) acts on the velocity: a scalar-only "
+                             "model (velocity=False) cannot be UM-equivariant.",
+                             fix="use a model without UM ('resnet', 'mag-resnet', 'rot-resnet', "
+                                 "...) for scalar fields")
         if family == "scale" and (um or mag):
             raise ModelError("the scale family does not combine with UM / Mag heads.",
                              fix="use family='plain' or 'rot' with um / mag")
@@ -86,10 +102,12 @@ class EquiModel(nn.Module):
     # -- helpers for subclasses -------------------------------------------------------------
     def _lift(self, fields: int) -> Lift:
         k = self.kernel_size
-        return Lift(self.fam.lift_conv(self.t_in, self.n_scalars, fields, k), k, um=self.um, mag=self.mag)
+        return Lift(self.fam.lift_conv(self.t_in, self.n_vel, self.n_scalars, fields, k), k,
+                    um=self.um, mag=self.mag, n_vel=self.n_vel)
 
     def _project(self, fields: int) -> Project:
-        return Project(self.fam.project_conv(fields, self.n_scalars), um=self.um, mag=self.mag)
+        return Project(self.fam.project_conv(fields, self.n_vel, self.n_scalars), um=self.um,
+                       mag=self.mag)
 
     def _unit(self, cin: int, cout: int) -> nn.Sequential:
         f = self.fam
@@ -107,10 +125,15 @@ class EquiModel(nn.Module):
             raise ModelError(f"expected t_in={self.t_in} input frames (dim 1), got {x.shape[1]}.",
                              fix=f"pass the last {self.t_in} frames, or create the model with t_in={x.shape[1]}")
         if x.shape[2] != self.channels:
+            if not self.velocity:
+                raise ModelError(f"expected {self.channels} scalar channel(s) in dim 2 (a "
+                                 f"scalar-only model), got {x.shape[2]}.",
+                                 fix=f"create the model with n_scalars={x.shape[2]}")
             raise ModelError(f"expected {self.channels} channels (u, v + {self.n_scalars} scalars) in dim 2, "
                              f"got {x.shape[2]}.",
                              fix=f"create the model with n_scalars={x.shape[2] - 2}" if x.shape[2] >= 2
-                             else "channels must start with the velocity components u, v")
+                             else "channels must start with the velocity components u, v, or "
+                                  "create a scalar-only model with velocity=False")
         if not x.is_floating_point():
             raise ModelError(f"input must be floating point, got {x.dtype}.", fix="convert with x.float()")
         if min(x.shape[-2:]) < self.kernel_size:

@@ -52,7 +52,7 @@ def rollout(model, x: torch.Tensor, steps: int) -> torch.Tensor:
 
 
 def equivariance_error(model, x: torch.Tensor, kind: str, steps: int = 1, crop: int = 0,
-                       vector=(0, 1), **params) -> float:
+                       vector="auto", **params) -> float:
     """Relative equivariance error ``‖f(g·x) − g·f(x)‖ / ‖g·f(x)‖`` over a rollout.
 
     The model is evaluated in eval mode under ``torch.no_grad`` (its mode is restored).
@@ -70,8 +70,9 @@ def equivariance_error(model, x: torch.Tensor, kind: str, steps: int = 1, crop: 
     crop : int, default 0
         Border width (pixels) left out of the norm, for actions that move the boundary
         (non-90-degree rotations, scale, translation).
-    vector : pair of int, default (0, 1)
-        Velocity channels.
+    vector : pair of int, None or "auto"
+        Velocity channels; ``"auto"`` (default): ``(0, 1)``, or None for a scalar-only model
+        (``model.velocity`` False).
     **params
         Parameters of the action (``k``, ``angle``, ``c``, ``lam``, ``shift``, ...).
 
@@ -88,6 +89,9 @@ def equivariance_error(model, x: torch.Tensor, kind: str, steps: int = 1, crop: 
     True
     """
     from xequi import symmetry
+
+    if isinstance(vector, str) and vector == "auto":
+        vector = (0, 1) if getattr(model, "velocity", True) else None
 
     def g(t):
         return symmetry.apply(t, kind, vector=vector, **params)

@@ -67,11 +67,11 @@ class PlainFamily:
     def act(self) -> nn.Module:
         return nn.LeakyReLU(0.1)
 
-    def lift_conv(self, t_in: int, n_scalars: int, fields: int, k: int) -> nn.Module:
-        return _PlainLiftConv(t_in * (2 + n_scalars), fields, k)
+    def lift_conv(self, t_in: int, n_vel: int, n_scalars: int, fields: int, k: int) -> nn.Module:
+        return _PlainLiftConv(t_in * (n_vel + n_scalars), fields, k)
 
-    def project_conv(self, fields: int, n_scalars: int, k: int = 3) -> nn.Module:
-        return nn.Conv2d(fields, 2 + n_scalars, k, padding=k // 2)
+    def project_conv(self, fields: int, n_vel: int, n_scalars: int, k: int = 3) -> nn.Module:
+        return nn.Conv2d(fields, n_vel + n_scalars, k, padding=k // 2)
 
 
 def _r2conv(in_type, out_type, k: int, padding: int = 0, bias: bool = True):
@@ -82,7 +82,7 @@ def _r2conv(in_type, out_type, k: int, padding: int = 0, bias: bool = True):
 
 
 class _RotLiftConv(nn.Module):
-    """Unpadded e2cnn conv from ``t_in x (irrep(1) + n_scalars x trivial)`` to regular fields."""
+    """Unpadded e2cnn conv from ``t_in x ([irrep(1)] + n_scalars x trivial)`` to regular fields."""
 
     def __init__(self, in_type, out_type, k: int):
         super().__init__()
@@ -132,11 +132,12 @@ class RotFamily:
 
         return enn.FieldType(self.gspace, fields * [self.gspace.regular_repr])
 
-    def _io(self, frames: int, n_scalars: int):
+    def _io(self, frames: int, n_vel: int, n_scalars: int):
         from e2cnn import nn as enn
 
         g = self.gspace
-        per_frame = [g.irrep(1)] + n_scalars * [g.trivial_repr]
+        # the velocity (u, v) rotates as the frequency-1 irrep; a scalar-only model has none
+        per_frame = ([g.irrep(1)] if n_vel else []) + n_scalars * [g.trivial_repr]
         return enn.FieldType(g, frames * per_frame)
 
     def conv(self, cin: int, cout: int, k: int = 3, bias: bool = True) -> nn.Module:
@@ -150,11 +151,12 @@ class RotFamily:
     def act(self) -> nn.Module:
         return nn.ReLU()  # pointwise: commutes with the permutation action on regular fields
 
-    def lift_conv(self, t_in: int, n_scalars: int, fields: int, k: int) -> nn.Module:
-        return _RotLiftConv(self._io(t_in, n_scalars), self._regular(fields), k)
+    def lift_conv(self, t_in: int, n_vel: int, n_scalars: int, fields: int, k: int) -> nn.Module:
+        return _RotLiftConv(self._io(t_in, n_vel, n_scalars), self._regular(fields), k)
 
-    def project_conv(self, fields: int, n_scalars: int, k: int = 3) -> nn.Module:
-        return GWrap(_r2conv(self._regular(fields), self._io(1, n_scalars), k, padding=k // 2))
+    def project_conv(self, fields: int, n_vel: int, n_scalars: int, k: int = 3) -> nn.Module:
+        return GWrap(_r2conv(self._regular(fields), self._io(1, n_vel, n_scalars), k,
+                             padding=k // 2))
 
 
 def _gauss_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -175,9 +177,9 @@ class _ScaleLift(nn.Module):
     """Lifting to S scales: blur with sigma ``0.5 d``, kernel dilated by ``d = 2**s``, velocity
     input times ``d`` (so a field zoomed by 2 and halved in magnitude maps scale s to s+1)."""
 
-    def __init__(self, t_in: int, n_scalars: int, fields: int, k: int, S: int):
+    def __init__(self, t_in: int, n_vel: int, n_scalars: int, fields: int, k: int, S: int):
         super().__init__()
-        self.S, self.k, self.C = S, k, 2 + n_scalars
+        self.S, self.k, self.C, self.n_vel = S, k, n_vel + n_scalars, n_vel
         self.conv = nn.Conv2d(t_in * self.C, fields, k, bias=False)
         self.lift_bias = nn.Parameter(torch.zeros(fields).repeat_interleave(S))
 
@@ -187,7 +189,7 @@ class _ScaleLift(nn.Module):
         B, TC, H, W = x.shape
         # velocity channels of every frame are multiplied by the dilation, scalars are not
         is_vel = torch.zeros(TC // self.C, self.C, dtype=torch.bool, device=x.device)
-        is_vel[:, :2] = True
+        is_vel[:, :self.n_vel] = True
         outs = []
         for s in range(self.S):
             d = 2 ** s
@@ -205,7 +207,7 @@ class _ScaleConv(nn.Module):
     input scales ``s + j``, ``j in {-1, 0, 1}`` (truncated at the ends of the scale axis)."""
 
     def __init__(self, cin: int, cout: int, k: int, S: int, bias: bool = True, out_channels=None,
-                 out_mult=None):
+                 out_mult=None, n_vel: int = 2):
         super().__init__()
         self.S, self.k, self.cin = S, k, cin
         self.out = cout if out_channels is None else out_channels
@@ -214,6 +216,7 @@ class _ScaleConv(nn.Module):
         self.weight.data /= math.sqrt(3)
         self.bias = nn.Parameter(torch.zeros(self.out)) if bias else None
         self.out_mult = out_mult  # projection: divide velocity by the dilation, mean over scales
+        self.n_vel = n_vel
 
     def forward(self, x):
         B, _, H, W = x.shape
@@ -227,11 +230,11 @@ class _ScaleConv(nn.Module):
             inp = h[:, :, s + js[0]:s + js[-1] + 1].transpose(1, 2).reshape(B, -1, H, W)
             w = self.weight[js[0] + 1:js[-1] + 2].transpose(0, 1).reshape(self.out, -1, self.k, self.k)
             outs.append(F.conv2d(F.pad(inp, (d * p,) * 4), w, self.bias, dilation=d))
-        if self.out_mult is not None:  # projection to [u, v, *scalars]
+        if self.out_mult is not None:  # projection to [u, v, *scalars] (or [*scalars])
             y = 0
             for s, o in enumerate(outs):
                 div = torch.ones(self.out, dtype=o.dtype, device=o.device)
-                div[:2] = 2 ** s
+                div[:self.n_vel] = 2 ** s
                 y = y + o / div.view(1, -1, 1, 1)
             return y / self.S
         return torch.stack(outs, 2).reshape(B, -1, H, W)
@@ -261,11 +264,12 @@ class ScaleFamily:
     def act(self) -> nn.Module:
         return nn.LeakyReLU(0.1)
 
-    def lift_conv(self, t_in: int, n_scalars: int, fields: int, k: int) -> nn.Module:
-        return _ScaleLift(t_in, n_scalars, fields, k, self.S)
+    def lift_conv(self, t_in: int, n_vel: int, n_scalars: int, fields: int, k: int) -> nn.Module:
+        return _ScaleLift(t_in, n_vel, n_scalars, fields, k, self.S)
 
-    def project_conv(self, fields: int, n_scalars: int, k: int = 3) -> nn.Module:
-        return _ScaleConv(fields, 0, k, self.S, out_channels=2 + n_scalars, out_mult=True)
+    def project_conv(self, fields: int, n_vel: int, n_scalars: int, k: int = 3) -> nn.Module:
+        return _ScaleConv(fields, 0, k, self.S, out_channels=n_vel + n_scalars, out_mult=True,
+                          n_vel=n_vel)
 
 
 def make_family(name: str, group_order: int = 4, n_scales: int = 3):

@@ -54,7 +54,8 @@ def block_mean(xp: torch.Tensor, k: int) -> torch.Tensor:
     return F.avg_pool2d(vel, k, stride=1)
 
 
-def block_scale(xp: torch.Tensor, k: int, m: torch.Tensor | None = None) -> torch.Tensor:
+def block_scale(xp: torch.Tensor, k: int, m: torch.Tensor | None = None,
+                n_vel: int = 2) -> torch.Tensor:
     """Mag statistic: max over the k×k block and all frames of ``max(|w - m|, |scalars|)``.
 
     ``|w - m|`` is the Euclidean norm of the velocity minus the block mean ``m`` (zero without
@@ -70,6 +71,8 @@ def block_scale(xp: torch.Tensor, k: int, m: torch.Tensor | None = None) -> torc
         Block size.
     m : torch.Tensor, optional
         ``(B, 2, H, W)`` block mean to subtract from the velocity (UM + Mag).
+    n_vel : {2, 0}, default 2
+        Leading velocity channels (0: a scalar-only model, the statistic is ``max |scalars|``).
 
     Returns
     -------
@@ -95,12 +98,15 @@ def block_scale(xp: torch.Tensor, k: int, m: torch.Tensor | None = None) -> torc
     for di in range(k):
         for dj in range(k):
             patch = xp[..., di:di + H, dj:dj + W]
-            vel = patch[:, :, :2]
-            if m is not None:
-                vel = vel - m[:, None]
-            q = (vel * vel).sum(2)
-            if patch.shape[2] > 2:
-                q = torch.maximum(q, (patch[:, :, 2:] ** 2).amax(2))
+            q = None
+            if n_vel:
+                vel = patch[:, :, :n_vel]
+                if m is not None:
+                    vel = vel - m[:, None]
+                q = (vel * vel).sum(2)
+            if patch.shape[2] > n_vel:
+                q2 = (patch[:, :, n_vel:] ** 2).amax(2)
+                q = q2 if q is None else torch.maximum(q, q2)
             q = q.amax(1)
             s2 = q if s2 is None else torch.maximum(s2, q)
     safe = torch.where(s2 > 0, s2, torch.ones_like(s2))
@@ -188,6 +194,8 @@ class Lift(nn.Module):
         Kernel size of ``conv``.
     um, mag : bool
         Subtract the block mean of the velocity (UM) / divide by the block scale (Mag).
+    n_vel : {2, 0}, default 2
+        Leading velocity channels of the input (0: scalar-only; UM then has nothing to act on).
 
     Notes
     -----
@@ -198,12 +206,19 @@ class Lift(nn.Module):
     the paper's block-mean subtraction and block normalisation, computed without unfolding.
     """
 
-    def __init__(self, conv: nn.Module, k: int, um: bool = False, mag: bool = False):
+    def __init__(self, conv: nn.Module, k: int, um: bool = False, mag: bool = False,
+                 n_vel: int = 2):
         super().__init__()
+        if um and not n_vel:
+            from xequi.errors import ModelError
+
+            raise ModelError("the UM lifting head needs velocity channels (n_vel=2).",
+                             fix="build it with um=False for scalar-only inputs")
         self.conv = conv
         self.k = k
         self.um = um
         self.mag = mag
+        self.n_vel = n_vel
 
     def forward(self, x):
         B, T, C, H, W = x.shape
@@ -218,7 +233,7 @@ class Lift(nn.Module):
             ws = self.conv.weight_sum().reshape(-1, T, C)[:, :, :2].sum(1)  # (out, 2)
             y = y - torch.einsum("oc,bchw->bohw", ws, m)
         if self.mag:
-            s = block_scale(xp5, self.k, m)
+            s = block_scale(xp5, self.k, m, n_vel=self.n_vel)
             y = y / torch.where(s > 0, s, torch.ones_like(s))
         bias = getattr(self.conv, "lift_bias", None)
         if bias is not None:

@@ -71,7 +71,8 @@ def available() -> list[str]:
     return list(REGISTRY)
 
 
-def create(name: str, t_in: int = 4, n_scalars: int = 0, size: str = "small", **overrides):
+def create(name: str, t_in: int = 4, n_scalars: int = 0, size: str = "small",
+           velocity: bool = True, **overrides):
     """Build a registered model.
 
     Parameters
@@ -84,6 +85,9 @@ def create(name: str, t_in: int = 4, n_scalars: int = 0, size: str = "small", **
         Number of scalar channels after (u, v).
     size : {"small", "paper"}
         Width preset.
+    velocity : bool, default True
+        ``False`` builds a scalar-only model: channels ``[*scalars]`` without (u, v), for a
+        scalar field alone (e.g. temperature); needs ``n_scalars >= 1``. Not for the UM models.
     **overrides
         ``widths`` (sequence of int, fields per block / level), ``group_order`` (rot: N of C_N),
         ``n_scales`` (scale), ``kernel_size`` (odd; the UM / Mag block size).
@@ -98,7 +102,7 @@ def create(name: str, t_in: int = 4, n_scalars: int = 0, size: str = "small", **
     ModelError
         Unknown name (the message lists the valid ones) or invalid override.
     ParameterError
-        Invalid ``t_in``, ``n_scalars`` or ``size``.
+        Invalid ``t_in``, ``n_scalars``, ``size`` or ``velocity``.
 
     Examples
     --------
@@ -113,7 +117,18 @@ def create(name: str, t_in: int = 4, n_scalars: int = 0, size: str = "small", **
     for pname, val, lo in (("t_in", t_in, 1), ("n_scalars", n_scalars, 0)):
         if isinstance(val, bool) or not isinstance(val, int) or val < lo:
             raise ParameterError(f"{pname} must be an integer >= {lo}, got {val!r}.", fix=f"pass e.g. {pname}={max(lo, 2)}")
+    if not isinstance(velocity, bool):
+        raise ParameterError(f"velocity must be True or False, got {velocity!r}.",
+                             fix="pass velocity=False for a scalar-only model")
+    if not velocity and n_scalars < 1:
+        raise ParameterError("a scalar-only model (velocity=False) needs n_scalars >= 1.",
+                             fix="pass n_scalars=1 for one scalar field")
     entry = REGISTRY[name]
+    if not velocity and entry["um"]:
+        others = [n for n, e in REGISTRY.items() if not e["um"] and e["backbone"] == entry["backbone"]]
+        raise ModelError(f"{name!r} is uniform-motion equivariant (w -> w + c acts on the "
+                         "velocity): it cannot be built without velocity channels.",
+                         fix=f"use a model without UM for scalar fields: {others}")
     allowed = {"widths", "kernel_size"} | set(entry["extra"])
     unknown = set(overrides) - allowed
     if unknown:
@@ -126,8 +141,10 @@ def create(name: str, t_in: int = 4, n_scalars: int = 0, size: str = "small", **
     k = int(overrides.get("kernel_size", 3))
     if k < 1 or k % 2 == 0:
         raise ModelError(f"kernel_size must be odd, got {k}.", fix="pass kernel_size=3")
-    kwargs = dict(family=entry["family"], um=entry["um"], mag=entry["mag"], kernel_size=k)
-    config = dict(name=name, t_in=t_in, n_scalars=n_scalars, size=size, widths=list(widths), kernel_size=k)
+    kwargs = dict(family=entry["family"], um=entry["um"], mag=entry["mag"], kernel_size=k,
+                  velocity=velocity)
+    config = dict(name=name, t_in=t_in, n_scalars=n_scalars, velocity=velocity, size=size,
+                  widths=list(widths), kernel_size=k)
     for key, default in entry["extra"].items():
         val = int(overrides.get(key, default[size]))
         if key == "group_order" and (val < 1 or val % 4):
