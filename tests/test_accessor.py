@@ -88,3 +88,18 @@ def test_dataarray_fit_then_forecast_and_equivariance_error(cf_dataset):
     err = da.equi.equivariance_error(fitted, "rot90", k=1, steps=2)
     xr.testing.assert_allclose(err, equivariance_error(da, fitted, "rot90", k=1, steps=2))
     assert float(err.max()) < 1e-4
+
+
+def test_dataarray_evaluate_scores_one_scalar_field(cf_dataset):
+    from xequi.diagnostics import evaluate, persistence_forecast
+
+    da = cf_dataset(nt=6, ny=16, nx=16, scalars=("temp",))["temp"]
+    fc = persistence_forecast(da.to_dataset(), da.time.values[:2], steps=3).temp
+    ev = fc.equi.evaluate(da, metrics=["rmse", "acc"])
+    xr.testing.assert_identical(ev, evaluate(fc.to_dataset(), da.to_dataset(),
+                                             metrics=["rmse", "acc"]))
+    assert list(ev.data_vars) == ["temp"] and ev.temp.dims == ("metric", "lead_time")
+    direct = np.sqrt(((da.isel(time=[1, 2]).values - da.isel(time=[0, 1]).values) ** 2).mean())
+    assert float(ev.temp.sel(metric="rmse").isel(lead_time=0)) == pytest.approx(direct, rel=1e-6)
+    with pytest.raises(xequi.errors.ParameterError, match="two DataArrays"):
+        evaluate(fc, da.to_dataset())

@@ -41,6 +41,13 @@ class _EquiAccessor:
 
         return rmse(self._obj, truth, **kwargs)
 
+    def evaluate(self, truth, **kwargs):
+        """Score this forecast against ``truth`` (a DataArray against a DataArray: one scalar
+        field): :func:`xequi.diagnostics.evaluate`."""
+        from xequi.diagnostics import evaluate
+
+        return evaluate(self._obj, truth, **kwargs)
+
     def forecast(self, model, steps: int = 10, **kwargs):
         """Forecast with a model: :func:`xequi.forecast.forecast` (a DataArray needs a
         one-channel scalar-only model and gives a DataArray)."""
@@ -77,12 +84,6 @@ class EquiDatasetAccessor(_EquiAccessor):
         from xequi.diagnostics import tke_spectrum
 
         return tke_spectrum(self._obj, **kwargs)
-
-    def evaluate(self, truth, **kwargs):
-        """Score this forecast against ``truth``: :func:`xequi.diagnostics.evaluate`."""
-        from xequi.diagnostics import evaluate
-
-        return evaluate(self._obj, truth, **kwargs)
 
 
 @xr.register_dataarray_accessor("equi")

@@ -1210,7 +1210,7 @@ def _evaluate_one(fc, tr, metrics, u, v, clim, keep_init, init_dim, lead_dim, sp
     return out
 
 
-def evaluate(forecast: xr.Dataset, truth: xr.Dataset,
+def evaluate(forecast: xr.Dataset | xr.DataArray, truth: xr.Dataset | xr.DataArray,
              metrics: Sequence[str] = ("rmse", "acc", "spectrum_error", "ese"),
              u: str | None = None, v: str | None = None, reference: str | None = None,
              keep_init_time: bool = False, climatology: xr.Dataset | None = None,
@@ -1231,9 +1231,11 @@ def evaluate(forecast: xr.Dataset, truth: xr.Dataset,
 
     Parameters
     ----------
-    forecast : xarray.Dataset
-    truth : xarray.Dataset
-        With a time dimension and the forecast's variable names and grid.
+    forecast : xarray.Dataset or xarray.DataArray
+    truth : xarray.Dataset or xarray.DataArray
+        With a time dimension and the forecast's variable names and grid. Two DataArrays (one
+        scalar field, e.g. from ``da.equi.forecast`` with a scalar-only model) are scored as one
+        variable named after them.
     metrics : sequence of str
         Among :data:`METRICS`.
     u, v : str, optional
@@ -1289,10 +1291,14 @@ def evaluate(forecast: xr.Dataset, truth: xr.Dataset,
     if reference not in (None, "persistence"):
         raise ParameterError(f"reference must be None or 'persistence', got {reference!r}.",
                              fix="pass reference='persistence'")
+    if isinstance(forecast, xr.DataArray) and isinstance(truth, xr.DataArray):
+        # one scalar field (e.g. a scalar-only model's forecast): scored as a one-variable Dataset
+        name = next((str(n) for n in (forecast.name, truth.name) if n is not None), "field")
+        forecast, truth = forecast.to_dataset(name=name), truth.to_dataset(name=name)
     for nm, obj in (("forecast", forecast), ("truth", truth)):
         if not isinstance(obj, xr.Dataset):
             raise ParameterError(f"{nm} must be an xarray.Dataset, got {type(obj).__name__}.",
-                                 fix="pass a Dataset")
+                                 fix="pass two Datasets, or two DataArrays (one scalar field)")
     for d in (init_dim, lead_dim):
         if d not in forecast.dims:
             raise ParameterError(f"the forecast has no {d!r} dimension (dims "
