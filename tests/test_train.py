@@ -314,6 +314,9 @@ def test_fit_scalar_only_errors_and_model_frame_input(data):
     with pytest.raises(ModelError, match="scalar-only(.|\n)*start with the velocity"):
         fit(scalar_net, data, epochs=1,
             **{k: v for k, v in TINY.items() if k not in ("t_in", "model_kwargs")})
+    with pytest.raises(ModelError, match="scalar-only and takes 2 channel(.|\n)*n_scalars=1, velocity=False"):
+        fit(scalar_net, da, epochs=1,
+            **{k: v for k, v in TINY.items() if k not in ("t_in", "model_kwargs")})
     with pytest.raises(ParameterError, match="'u'(.|\n)*lone scalar field"):
         fit("resnet", da, epochs=1, fields_kwargs={"u": "u"}, **TINY)
     with pytest.raises(ModelError, match="model_kwargs velocity=True"):

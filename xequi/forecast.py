@@ -440,15 +440,12 @@ def _find_scalars(ds, info, scalars, un, vn) -> list[str]:
                         "order")
             scalars.append(found)
     if len(scalars) != len(want):
-        if not nv:
-            raise ModelError(
-                f"the scalar-only model takes {len(want)} channel(s) "
-                f"{[c.get('name') for c in want]} but {len(scalars)} were given ({scalars}).",
-                fix=f"pass scalars= the {len(want)} variable(s) the model was trained with")
+        names = [c.get("name") for c in want]
         raise ModelError(
-            f"the model takes {2 + len(want)} channels (u, v + {len(want)} scalars "
-            f"{[c.get('name') for c in want]}) but {2 + len(scalars)} were given (u, v + "
-            f"{scalars}).",
+            (f"the model takes {2 + len(want)} channels (u, v + {len(want)} scalars {names}) but "
+             f"{2 + len(scalars)} were given (u, v + {scalars})." if nv else
+             f"the scalar-only model takes {len(want)} channel(s) {names} but {len(scalars)} "
+             f"were given ({scalars})."),
             fix=f"pass scalars= the {len(want)} variable(s) the model was trained with"
             if want else "drop scalars=: the model takes the velocity only")
     return scalars

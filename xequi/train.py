@@ -467,16 +467,13 @@ def _prepare_model(model_or_name, t_in, n_channels, size, model_kwargs, seed, n_
     expected = getattr(net, "channels", None)
     if expected is None and "n_scalars" in config:
         expected = net_vel + int(config["n_scalars"])
-    if expected is not None and int(expected) != n_channels and not n_velocity:
-        raise ModelError(
-            f"the scalar-only model {name!r} takes {expected} channel(s) but the data have "
-            f"{n_channels}.", fix=f"create the model with n_scalars={n_channels}, velocity=False")
     if expected is not None and int(expected) != n_channels:
+        what = (f"takes {expected} channels (u, v + {int(expected) - 2} scalars)" if net_vel
+                else f"is scalar-only and takes {expected} channel(s)")
         raise ModelError(
-            f"the model {name!r} takes {expected} channels (u, v + {int(expected) - 2} scalars) but "
-            f"the data have {n_channels}.",
-            fix=f"create the model with n_scalars={n_channels - 2}, or select the channels it was "
-                f"built for")
+            f"the model {name!r} {what} but the data have {n_channels}.",
+            fix=f"create the model with n_scalars={n_channels - net_vel}"
+                + (", or select the channels it was built for" if net_vel else ", velocity=False"))
     return net, int(t_net), config.get("name", type(net).__name__)
 
 
