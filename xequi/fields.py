@@ -681,6 +681,62 @@ def nan_mask(ds: xr.Dataset | xr.DataArray, names: Sequence[str] | None = None) 
 
 
 # ---------------------------------------------------------------------------------------------
+# orientation: the one place that maps the data's y/x direction to the model frame's
+# ---------------------------------------------------------------------------------------------
+
+
+class Orientation(NamedTuple):
+    """Whether the data's x and y coordinates increase with the index (no units needed)."""
+
+    x_ascending: bool
+    y_ascending: bool
+
+    @property
+    def flip_y(self) -> bool:
+        """True when the data must be flipped along y to reach the model frame (row 0 = top)."""
+        return self.y_ascending
+
+    @property
+    def flip_x(self) -> bool:
+        """True when the data must be flipped along x (x must increase with the column)."""
+        return not self.x_ascending
+
+
+def orientation(obj: xr.Dataset | xr.DataArray, ax: Axes) -> Orientation:
+    """The direction of ``obj``'s x and y coordinates (a dim without coordinate is ascending).
+
+    Raises :class:`GridError` for a coordinate that is not strictly monotonic.
+    """
+    def ascending(dim):
+        if dim not in obj.coords or obj.sizes[dim] < 2:
+            return True
+        d = np.diff(np.asarray(obj[dim].values))
+        if np.issubdtype(d.dtype, np.timedelta64):
+            d = d / np.timedelta64(1, "s")
+        d = d.astype(float)
+        if not (np.all(d > 0) or np.all(d < 0)):
+            raise GridError(f"the coordinate {dim!r} is not strictly monotonic.",
+                            fix=f"sort it: ds.sortby({dim!r})")
+        return bool(d[0] > 0)
+
+    return Orientation(x_ascending=ascending(ax.x), y_ascending=ascending(ax.y))
+
+
+def orient(arr: np.ndarray, flip_y: bool, flip_x: bool) -> np.ndarray:
+    """``arr`` (``(..., y, x)``) flipped along y and/or x: the map between the data's orientation
+    and the model frame's, its own inverse (a view, no copy).
+
+    >>> orient(np.arange(4).reshape(2, 2), flip_y=True, flip_x=False).tolist()
+    [[2, 3], [0, 1]]
+    """
+    if flip_y:
+        arr = arr[..., ::-1, :]
+    if flip_x:
+        arr = arr[..., ::-1]
+    return arr
+
+
+# ---------------------------------------------------------------------------------------------
 # model frame
 # ---------------------------------------------------------------------------------------------
 
