@@ -94,6 +94,20 @@ def test_find_axes_without_attrs_and_explicit():
         F.find_axes(da, x="zz")
 
 
+def test_axis_names_one_list_for_discovery():
+    # find_axes falls back on fields.AXIS_NAMES (the one list; xequi.ocean reads it too), in its
+    # order, for dims that carry no CF metadata; the geographic names are among them
+    for ax in ("X", "Y"):
+        assert set(F.GEOGRAPHIC_NAMES[ax]) <= set(F.AXIS_NAMES[ax])
+    for i, (xn, yn) in enumerate(zip(F.AXIS_NAMES["X"], F.AXIS_NAMES["Y"])):
+        tn = F.AXIS_NAMES["T"][i % len(F.AXIS_NAMES["T"])]
+        # dims "x"/"y"/"t"/"time" get guessed by cf-xarray as well; every name is found
+        da = xr.DataArray(np.zeros((2, 3, 4)), dims=(tn, yn, xn))
+        assert F.find_axes(da) == F.Axes(xn, yn, tn)
+    with pytest.raises(TypeError):
+        F.AXIS_NAMES["X"] = ("x",)  # read-only: one list, not a copy per caller
+
+
 # ------------------------------------------------------------------------------------------------
 # grid
 # ------------------------------------------------------------------------------------------------

@@ -205,6 +205,27 @@ def test_units_policy(tmp_path, gc_dir):
     assert d2["eastward_eulerian_current_velocity"].attrs["standard_name"] == "eastward_sea_water_velocity"
 
 
+def test_dim_names_come_from_fields(tmp_path):
+    from xequi import fields, ocean
+
+    # one list of axis names (xequi.fields); ocean's lat/lon/time names are derived from it
+    assert ocean._LAT_NAMES == (*fields.GEOGRAPHIC_NAMES["Y"], "y")
+    assert ocean._LON_NAMES == (*fields.GEOGRAPHIC_NAMES["X"], "x")
+    assert ocean._TIME_NAMES == tuple(n for n in fields.AXIS_NAMES["T"] if n != "valid_time")
+    rng = np.random.default_rng(0)
+    ds = xr.Dataset(
+        {n: (("TIME", "LAT", "LON"), rng.standard_normal((2, 3, 4)), {"units": "m s-1"})
+         for n in ("eastward_current", "northward_current")},
+        coords={"TIME": ("TIME", [0.0, 1.0], {"units": "days since 2002-01-01"}),
+                "LAT": ("LAT", [-40.0, -39.5, -39.0]), "LON": ("LON", [15.0, 15.5, 16.0, 16.5])})
+    ds.to_netcdf(tmp_path / "a.nc")
+    out = open_dataset(tmp_path / "a.nc")
+    assert out["LAT"].attrs["standard_name"] == "latitude" and out["LON"].attrs["axis"] == "X"
+    assert out["land_mask"].dims == ("LAT", "LON")
+    # and fields finds the same axes in what ocean returns
+    assert fields.find_axes(out) == fields.Axes("LON", "LAT", "TIME")
+
+
 def test_missing_paths(tmp_path):
     with pytest.raises(DataFilesNotFoundError, match="does not exist"):
         open_dataset(tmp_path / "nowhere")

@@ -161,6 +161,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"xequi {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
+    _add_simulate_command(sub)
+    _add_train_command(sub)
+    _add_forecast_command(sub)
+    _add_evaluate_command(sub)
+    _add_demo_command(sub)
+    return parser
+
+
+def _add_simulate_command(sub) -> None:
+    """The ``simulate`` command: a simulator run written to zarr / netCDF."""
     sim = sub.add_parser("simulate", help="simulate a dataset and write it to zarr or netCDF")
     sim.add_argument("system", choices=["rbc"], help="rbc: 2-D Rayleigh–Bénard convection")
     sim.add_argument("--preset", default="default", help="simulator preset (default: %(default)s)")
@@ -179,6 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--quiet", action="store_true", help="no progress bar")
     sim.set_defaults(func=_cmd_simulate)
 
+
+def _add_train_command(sub) -> None:
+    """The ``train`` command: fit a registered model, save it with its model card."""
     tr = sub.add_parser("train", help="fit a model to a dataset and save it with its model card")
     _add_input(tr)
     tr.add_argument("--model", required=True, help="registered model name (e.g. rot-resnet)")
@@ -202,6 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--quiet", action="store_true")
     tr.set_defaults(func=_cmd_train)
 
+
+def _add_forecast_command(sub) -> None:
+    """The ``forecast`` command: a forecast written to zarr / netCDF."""
     fc = sub.add_parser("forecast", help="forecast with a model and write the result")
     _add_input(fc)
     fc.add_argument("--model", required=True, help="pretrained name or .xequi checkpoint path")
@@ -217,6 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
     fc.add_argument("--quiet", action="store_true")
     fc.set_defaults(func=_cmd_forecast)
 
+
+def _add_evaluate_command(sub) -> None:
+    """The ``evaluate`` command: a forecast scored against the truth."""
     ev = sub.add_parser("evaluate", help="score a forecast against the truth")
     ev.add_argument("--forecast", required=True, help="forecast .zarr or .nc")
     _add_input(ev, "truth .zarr or .nc (instead of a catalog entry)")
@@ -226,11 +245,13 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--overwrite", action="store_true")
     ev.set_defaults(func=_cmd_evaluate)
 
+
+def _add_demo_command(sub) -> None:
+    """The ``demo`` command: the main job on the built-in default data."""
     demo = sub.add_parser("demo", help="run the main job on the built-in default data")
     demo.add_argument("--out-dir", default="demo-output", help="where outputs go (default: %(default)s)")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
     demo.set_defaults(func=_cmd_demo)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -70,14 +70,8 @@ def run_demo(out_dir: str | Path = "demo-output", progress: bool = True, steps: 
     >>> sorted(result["paths"])  # doctest: +SKIP
     ['fields', 'forecast', 'metrics', 'metrics_plot', 'spectra']
     """
-    import numpy as np
-    import xarray as xr
-
-    from xequi import plot
     from xequi.catalog import catalog
     from xequi.checkpoint import load_model
-    from xequi.diagnostics import evaluate, persistence_forecast, spectrum
-    from xequi.forecast import forecast
     from xequi.io import write_dataset
     from xequi.symmetry import transform
 
@@ -93,6 +87,30 @@ def run_demo(out_dir: str | Path = "demo-output", progress: bool = True, steps: 
     print("xequi demo: 2-D Rayleigh–Bénard convection (catalog entry 'rayleigh_benard', preset "
           f"'default', {dict(ds.sizes)}), {steps}-step forecasts from {len(inits)} initial times "
           "in the held-out last 15% of the record")
+    metrics, forecasts = _forecast_and_score(datasets, models, inits, steps, progress)
+    fc_path = write_dataset(forecasts[("original", DEMO_MODELS[0])], out / "forecast.zarr",
+                            overwrite=True)
+    met_path = write_dataset(metrics.drop_attrs() if hasattr(metrics, "drop_attrs") else metrics,
+                             out / "metrics.nc", overwrite=True)
+    _print_table(metrics, ds, len(inits))
+    paths = {"forecast": str(fc_path), "metrics": str(met_path)}
+    paths.update(_draw_figures(ds, forecasts, metrics, inits[0], out))
+    seconds = time.perf_counter() - t0
+    print(f"\nwrote {', '.join(paths.values())}")
+    print(f"demo finished in {seconds:.1f} s")
+    return {"metrics": metrics, "paths": paths, "seconds": seconds}
+
+
+def _forecast_and_score(datasets: dict, models: dict, inits, steps: int, progress: bool):
+    """Every model's forecast (and persistence) of every dataset, scored against it.
+
+    Returns the metrics ``(data, model, metric, lead_time)`` and the forecasts keyed by
+    ``(data name, model name)``.
+    """
+    import xarray as xr
+
+    from xequi.diagnostics import evaluate, persistence_forecast
+    from xequi.forecast import forecast
 
     tables, forecasts = [], {}
     for data_name, (data, periodic) in datasets.items():
@@ -109,21 +127,21 @@ def run_demo(out_dir: str | Path = "demo-output", progress: bool = True, steps: 
                          .expand_dims(model=["persistence"]))
         tables.append(xr.concat(per_model, "model", coords="minimal", compat="override")
                       .expand_dims(data=[data_name]))
-    metrics = xr.concat(tables, "data", coords="minimal", compat="override")
+    return xr.concat(tables, "data", coords="minimal", compat="override"), forecasts
 
-    fc_path = write_dataset(forecasts[("original", DEMO_MODELS[0])], out / "forecast.zarr",
-                            overwrite=True)
-    met_path = write_dataset(metrics.drop_attrs() if hasattr(metrics, "drop_attrs") else metrics,
-                             out / "metrics.nc", overwrite=True)
 
-    # ---- the table ------------------------------------------------------------------------------
+def _print_table(metrics, ds, n_inits: int) -> None:
+    """The velocity RMSE and spectrum error at a few lead times, and each model's RMSE ratio
+    between the rotated and the original data."""
+    import numpy as np
+
     lead = metrics["lead_time"].values
     lead_txt = [f"{float(v):g}" if np.issubdtype(np.asarray(v).dtype, np.number) else str(v)
                 for v in lead]
     show = [0, 1, 4, len(lead) - 1] if len(lead) > 4 else list(range(len(lead)))
     print(f"\nvelocity RMSE and kinetic-energy spectrum error (RMSE of log10 E(k)) by lead time "
           f"(time units of the data: {ds['time'].attrs.get('units', '?')}), mean over "
-          f"{len(inits)} initial times:")
+          f"{n_inits} initial times:")
     header = f"{'data':<13}{'model':<19}{'metric':<16}" + "".join(f"{lead_txt[i]:>9}" for i in show)
     print(header)
     print("-" * len(header))
@@ -140,14 +158,18 @@ def run_demo(out_dir: str | Path = "demo-output", progress: bool = True, steps: 
         print(f"{name}: mean RMSE {a:.4f} on the original data, {b:.4f} on the rotated copy "
               f"(ratio {b / a:.2f})")
 
-    # ---- figures --------------------------------------------------------------------------------
-    init0 = inits[0]
+
+def _draw_figures(ds, forecasts: dict, metrics, init0, out: Path) -> dict[str, str]:
+    """Field maps, spectra (from ``init0``, original data) and metric curves; their paths."""
+    from xequi import plot
+    from xequi.diagnostics import spectrum
+
+    lead = metrics["lead_time"].values
     fc_main = forecasts[("original", DEMO_MODELS[0])]
     truth_frames = ds.sel(time=fc_main["valid_time"].sel(init_time=init0).values)
     truth_fc = truth_frames.rename(time="lead_time").assign_coords(lead_time=fc_main["lead_time"].values)
     picks = list(fc_main["lead_time"].values[[0, len(lead) // 2, len(lead) - 1]])
-    paths = {"forecast": str(fc_path), "metrics": str(met_path)}
-    paths["fields"] = str(out / "fields.png")
+    paths = {"fields": str(out / "fields.png")}
     plot.fields(ds, fc_main, lead_times=picks, variable="speed", init_time=init0,
                 save=paths["fields"])
     spec = {"truth": spectrum(truth_fc)}
@@ -158,7 +180,4 @@ def run_demo(out_dir: str | Path = "demo-output", progress: bool = True, steps: 
     paths["metrics_plot"] = str(out / "metrics.png")
     plot.metrics({f"{m} ({d})": metrics.sel(data=d, model=m) for d in metrics["data"].values
                   for m in metrics["model"].values}, metric="rmse", save=paths["metrics_plot"])
-    seconds = time.perf_counter() - t0
-    print(f"\nwrote {', '.join(paths.values())}")
-    print(f"demo finished in {seconds:.1f} s")
-    return {"metrics": metrics, "paths": paths, "seconds": seconds}
+    return paths

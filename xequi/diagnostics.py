@@ -24,7 +24,7 @@ the same layout. Inputs are never modified; user mistakes raise :mod:`xequi.erro
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from typing import Any, Mapping, NamedTuple, Sequence
 
 import numpy as np
 import xarray as xr
@@ -44,6 +44,8 @@ from xequi.fields import (
     grid_spacing,
     parse_units,
 )
+from xequi.routing import as_dataset, restore
+from xequi.units import registry
 
 __all__ = [
     "METRICS",
@@ -73,12 +75,6 @@ _CONVENTIONS = {"cycles": "cycles per unit length", "radians": "radians per unit
 # ---------------------------------------------------------------------------------------------
 
 
-def _ureg():
-    from cf_xarray.units import units
-
-    return units
-
-
 def _cf(unit) -> str:
     s = f"{unit:cf}"
     return "1" if s in ("", "dimensionless") else s
@@ -97,7 +93,7 @@ def _factor(src, dst, name: str) -> float:
     if src is None or dst is None or src == dst:
         return 1.0
     try:
-        return float(_ureg().Quantity(1.0, src).to(dst).magnitude)
+        return float(registry().Quantity(1.0, src).to(dst).magnitude)
     except Exception:
         raise UnitsError(f"units of {name!r} ({src}) cannot be converted to {dst}.",
                          fix=f"give {name!r} units of the same dimensionality") from None
@@ -320,6 +316,41 @@ def spectrum(obj: xr.Dataset | xr.DataArray, u: str | None = None, v: str | None
     >>> float(E.sum()), float(E.wavenumber[int(np.argmax(E.values))] * 16000), E.attrs["units"]
     (0.25, 3.0, 'm2 s-2')
     """
+    _check_spectrum_choices(detrend, land, convention)
+    comps, uu, what = _spectrum_fields(obj, u, v)
+    xd, yd = _spatial(obj, x, y)
+    grid = _spatial_grid(obj, xd, yd, units)
+    comps = [c.astype(np.float64) if c.dtype.kind != "f" or c.dtype.itemsize < 8 else c
+             for c in comps]
+    comps = _handle_land(comps, land, grid, xd, yd)
+    ny, nx = comps[0].sizes[yd], comps[0].sizes[xd]
+    shells = _wavenumber_shells(grid, ny, nx, convention, length_units, dk)
+    win = _window_2d(window, ny, nx)
+    out = xr.apply_ufunc(
+        _shells, *comps, input_core_dims=[[yd, xd]] * len(comps),
+        output_core_dims=[["wavenumber"]], dask="parallelized", output_dtypes=[np.float64],
+        dask_gufunc_kwargs={"output_sizes": {"wavenumber": shells.nbins}},
+        kwargs={"bins": shells.bins, "nbins": shells.nbins, "detrend": detrend, "win": win},
+        keep_attrs=False)
+    out = out.drop_vars([c for c in out.coords if set(out[c].dims) & {xd, yd}])
+    klabel = _CONVENTIONS[convention]
+    kunits = _cf(shells.length_unit ** -1) if not shells.dimless else "1"
+    out = out.assign_coords(
+        wavenumber=("wavenumber", np.arange(shells.nbins) * shells.width,
+                    {"long_name": "isotropic wavenumber (shell centre)", "units": kunits,
+                     "convention": klabel}),
+        n_modes=("wavenumber", np.bincount(shells.bins.ravel(), minlength=shells.nbins),
+                 {"long_name": "number of FFT modes in the shell"}))
+    eunits = uu ** 2 if uu is not None else None
+    if density:
+        out = out / shells.width
+        eunits = eunits * shells.length_unit if eunits is not None else None
+    out.attrs = _spectrum_attrs(what, shells, klabel, density, land, detrend, window, grid,
+                                eunits)
+    return out.rename("ke_spectrum" if isinstance(obj, xr.Dataset) else "spectrum")
+
+
+def _check_spectrum_choices(detrend, land, convention) -> None:
     if detrend not in _DETRENDS:
         raise ParameterError(f"detrend must be one of {_DETRENDS}, got {detrend!r}.",
                              fix="pass detrend=None, 'constant' or 'linear'")
@@ -329,23 +360,27 @@ def spectrum(obj: xr.Dataset | xr.DataArray, u: str | None = None, v: str | None
     if convention not in _CONVENTIONS:
         raise ParameterError(f"convention must be 'cycles' or 'radians', got {convention!r}.",
                              fix="pass convention='cycles' (1/wavelength) or 'radians'")
+
+
+def _spectrum_fields(obj, u, v):
+    """``(fields, their units, what the spectrum is of)``: the velocity components (v in u's
+    units) of a Dataset, or the one field of a DataArray."""
     if isinstance(obj, xr.Dataset):
         un, vn = find_velocity(obj, u=u, v=v)
         check_real(obj, (un, vn))
         uu, fv = _velocity_units(obj, un, vn)
         comps = [obj[un], obj[vn] * fv if fv != 1.0 else obj[vn]]
-        what = f"kinetic energy of ({un}, {vn})"
-    elif isinstance(obj, xr.DataArray):
+        return comps, uu, f"kinetic energy of ({un}, {vn})"
+    if isinstance(obj, xr.DataArray):
         check_real(obj)
-        comps, uu = [obj], _units_of(obj)
-        what = f"half variance of {obj.name or 'the field'}"
-    else:
-        raise ParameterError(f"spectrum needs an xarray Dataset or DataArray, got "
-                             f"{type(obj).__name__}.", fix="wrap the data in xarray")
-    xd, yd = _spatial(obj, x, y)
-    grid = _spatial_grid(obj, xd, yd, units)
-    comps = [c.astype(np.float64) if c.dtype.kind != "f" or c.dtype.itemsize < 8 else c
-             for c in comps]
+        return [obj], _units_of(obj), f"half variance of {obj.name or 'the field'}"
+    raise ParameterError(f"spectrum needs an xarray Dataset or DataArray, got "
+                         f"{type(obj).__name__}.", fix="wrap the data in xarray")
+
+
+def _handle_land(comps: list, land: str, grid, xd, yd) -> list:
+    """NaN handling of ``land=``: refuse (``"error"``), crop to the largest ocean-only rectangle
+    (``"rectangle"``), or leave to :func:`_shells` (``"zero"``)."""
     other = [d for d in comps[0].dims if d not in (xd, yd)]
     anymiss = any(bool((~np.isfinite(c)).any()) for c in comps)
     if anymiss and land == "error":
@@ -360,14 +395,31 @@ def spectrum(obj: xr.Dataset | xr.DataArray, u: str | None = None, v: str | None
             raise MissingDataError("no ocean-only rectangle of at least 2 x 2 cells exists.",
                                    fix="use land='zero', or select a region with more ocean")
         comps = [c.isel({yd: sy, xd: sx}) for c in comps]
-    ny, nx = comps[0].sizes[yd], comps[0].sizes[xd]
-    ureg = _ureg()
+    return comps
+
+
+class _ShellLayout(NamedTuple):
+    """The isotropic wavenumber shells of an ``ny`` × ``nx`` grid."""
+
+    bins: np.ndarray  # (ny, nx): shell of each FFT mode
+    nbins: int
+    width: float  # shell width, in the output's wavenumber units
+    length_unit: Any  # pint Unit of the spacings (after ``length_units``)
+    dimless: bool  # non-dimensional grid
+    dx: float
+    dy: float
+    scale: float  # 2 pi for radians, 1 for cycles
+
+
+def _wavenumber_shells(grid, ny: int, nx: int, convention: str, length_units,
+                       dk) -> _ShellLayout:
+    """Shell ``n`` holds ``(n - 1/2) dk <= |k| < (n + 1/2) dk`` over the grid's FFT modes."""
+    ureg = registry()
     dxq, dyq = grid.dx, grid.dy
     dimless = dxq.dimensionality == ureg.Quantity(1, "1").dimensionality
     if not dimless and length_units is not None:
         lu = parse_units(length_units, "length_units", "length")
         dxq, dyq = dxq.to(lu), dyq.to(lu)
-    lunit = dxq.units
     dxm, dym = float(dxq.magnitude), float(dyq.magnitude)
     kx = np.fft.fftfreq(nx, dxm)
     ky = np.fft.fftfreq(ny, dym)
@@ -377,35 +429,19 @@ def spectrum(obj: xr.Dataset | xr.DataArray, u: str | None = None, v: str | None
     if not width > 0:
         raise ParameterError(f"dk must be > 0, got {dk}.", fix="pass a positive shell width")
     bins = np.floor(kmag / width + 0.5).astype(int)
-    nbins = int(bins.max()) + 1
-    win = _window_2d(window, ny, nx)
-    out = xr.apply_ufunc(
-        _shells, *comps, input_core_dims=[[yd, xd]] * len(comps),
-        output_core_dims=[["wavenumber"]], dask="parallelized", output_dtypes=[np.float64],
-        dask_gufunc_kwargs={"output_sizes": {"wavenumber": nbins}},
-        kwargs={"bins": bins, "nbins": nbins, "detrend": detrend, "win": win},
-        keep_attrs=False)
-    out = out.drop_vars([c for c in out.coords if set(out[c].dims) & {xd, yd}])
-    klabel = _CONVENTIONS[convention]
-    kunits = _cf(lunit ** -1) if not dimless else "1"
-    out = out.assign_coords(
-        wavenumber=("wavenumber", np.arange(nbins) * width,
-                    {"long_name": "isotropic wavenumber (shell centre)", "units": kunits,
-                     "convention": klabel}),
-        n_modes=("wavenumber", np.bincount(bins.ravel(), minlength=nbins),
-                 {"long_name": "number of FFT modes in the shell"}))
-    eunits = uu ** 2 if uu is not None else None
-    if density:
-        out = out / width
-        eunits = eunits * lunit if eunits is not None else None
+    return _ShellLayout(bins, int(bins.max()) + 1, width, dxq.units, dimless, dxm, dym, scale)
+
+
+def _spectrum_attrs(what: str, shells: _ShellLayout, klabel: str, density: bool, land, detrend,
+                    window, grid, eunits) -> dict:
     attrs = {
         "long_name": f"isotropic spectrum of the {what}",
         "spectral_convention": ("spectral density: sum(E) * wavenumber_bin_width = KE" if density
                                 else "energy per wavenumber bin: sum(E) = domain-mean KE"),
-        "wavenumber_bin_width": width,
+        "wavenumber_bin_width": shells.width,
         "wavenumber_convention": klabel,
         # shells beyond the smaller axis Nyquist wavenumber are only partly filled (grid corners)
-        "nyquist_wavenumber": min(0.5 / dxm, 0.5 / dym) * scale,
+        "nyquist_wavenumber": min(0.5 / shells.dx, 0.5 / shells.dy) * shells.scale,
         "normalization": "u_hat = fft2(u) / (nx * ny); E = 0.5 * sum_shell |u_hat|^2 + |v_hat|^2",
         "land": land,
         "detrend": str(detrend),
@@ -416,8 +452,7 @@ def spectrum(obj: xr.Dataset | xr.DataArray, u: str | None = None, v: str | None
                                        f"latitude lat0 = {grid.central_lat:.4g} degrees_north")
     if eunits is not None:
         attrs["units"] = _cf(eunits)
-    out.attrs = attrs
-    return out.rename("ke_spectrum" if isinstance(obj, xr.Dataset) else "spectrum")
+    return attrs
 
 
 def convert_spectrum(E: xr.DataArray, to: str) -> xr.DataArray:
@@ -464,7 +499,7 @@ def convert_spectrum(E: xr.DataArray, to: str) -> xr.DataArray:
         "spectral density: sum(E) * wavenumber_bin_width = KE" if to == "density"
         else "energy per wavenumber bin: sum(E) = domain-mean KE")
     if "units" in E.attrs and "units" in E.wavenumber.attrs and E.wavenumber.attrs["units"] != "1":
-        ureg = _ureg()
+        ureg = registry()
         lu = ureg.Unit(E.wavenumber.attrs["units"]) ** -1
         eu = ureg.Unit(E.attrs["units"])
         out.attrs["units"] = _cf(eu * lu if to == "density" else eu / lu)
@@ -613,7 +648,7 @@ def tke_spectrum(ds: xr.Dataset, dim: str | None = None, u: str | None = None,
                               "(Wang et al. 2021)",
                  "normalization": "|fft2(tke) / (nx * ny)|^2 averaged per integer radius"}
     if "units" in T.attrs:
-        out.attrs["units"] = _cf(_ureg().Unit(T.attrs["units"]) ** 2)
+        out.attrs["units"] = _cf(registry().Unit(T.attrs["units"]) ** 2)
     return out.rename("tke_spectrum")
 
 
@@ -682,11 +717,14 @@ def log_spectrum_rmse(pred: xr.DataArray, true: xr.DataArray, dim: str = "wavenu
     return out
 
 
-def _mask_both(f: xr.Dataset, t: xr.Dataset, names):
-    """Copies of f and t with NaN wherever either has NaN in any of names (common land)."""
+def _mask_both(f: xr.Dataset, t: xr.Dataset, names, t_names=None):
+    """Copies of f and t with NaN wherever either has NaN in any of names (common land).
+
+    ``t_names``: the truth's names of the same variables, when they differ from ``names``.
+    """
     bad = None
-    for n in names:
-        b = ~np.isfinite(f[n]) | ~np.isfinite(t[n])
+    for n, tn in zip(names, names if t_names is None else t_names):
+        b = ~np.isfinite(f[n]) | ~np.isfinite(t[tn])
         bad = b if bad is None else bad | b
     return f.where(~bad), t.where(~bad)
 
@@ -733,10 +771,11 @@ def spectrum_error(forecast: xr.Dataset | xr.DataArray, truth: xr.Dataset | xr.D
     2.0
     """
     if isinstance(forecast, xr.DataArray) and isinstance(truth, xr.DataArray):
-        f, t = _mask_both(forecast.to_dataset(name="_"), truth.to_dataset(name="_"), ["_"])
+        rf, rt = as_dataset(forecast), as_dataset(truth)
+        f, t = _mask_both(rf.ds, rt.ds, [rf.var], [rt.var])
         xd, yd = _spatial(truth)
         _check_same_grid(f, t, xd, yd)
-        pf, pt = spectrum(f["_"], **kwargs), spectrum(t["_"], **kwargs)
+        pf, pt = spectrum(restore(rf, f), **kwargs), spectrum(restore(rt, t), **kwargs)
     else:
         un, vn = find_velocity(truth, u=u, v=v)
         fun, fvn = find_velocity(forecast, u=un if un in forecast else None,
@@ -1281,24 +1320,8 @@ def evaluate(forecast: xr.Dataset | xr.DataArray, truth: xr.Dataset | xr.DataArr
     >>> ev.velocity.dims, ev.velocity.attrs["units"]
     (('metric', 'lead_time'), 'm s-1')
     """
-    if isinstance(metrics, str):
-        metrics = [metrics]
-    metrics = list(metrics)
-    bad = [m for m in metrics if m not in METRICS]
-    if bad or not metrics:
-        raise ParameterError(f"unknown metric(s) {bad}; valid metrics: {list(METRICS)}.",
-                             fix=f"pass metrics= a subset of {list(METRICS)}")
-    if reference not in (None, "persistence"):
-        raise ParameterError(f"reference must be None or 'persistence', got {reference!r}.",
-                             fix="pass reference='persistence'")
-    if isinstance(forecast, xr.DataArray) and isinstance(truth, xr.DataArray):
-        # one scalar field (e.g. a scalar-only model's forecast): scored as a one-variable Dataset
-        name = next((str(n) for n in (forecast.name, truth.name) if n is not None), "field")
-        forecast, truth = forecast.to_dataset(name=name), truth.to_dataset(name=name)
-    for nm, obj in (("forecast", forecast), ("truth", truth)):
-        if not isinstance(obj, xr.Dataset):
-            raise ParameterError(f"{nm} must be an xarray.Dataset, got {type(obj).__name__}.",
-                                 fix="pass two Datasets, or two DataArrays (one scalar field)")
+    metrics = _checked_metrics(metrics, reference)
+    forecast, truth = _scored_datasets(forecast, truth)
     for d in (init_dim, lead_dim):
         if d not in forecast.dims:
             raise ParameterError(f"the forecast has no {d!r} dimension (dims "
@@ -1311,20 +1334,7 @@ def evaluate(forecast: xr.Dataset | xr.DataArray, truth: xr.Dataset | xr.DataArr
         raise ParameterError(f"init_dim={init_dim!r} and lead_dim={lead_dim!r} must be two "
                              f"dims of the forecast other than its spatial dims {yd!r}, {xd!r}.",
                              fix="pass the forecast's init and lead time dims")
-    if climatology is not None and not isinstance(climatology, xr.Dataset):
-        raise ParameterError(f"climatology must be an xarray.Dataset with the truth's variables,"
-                             f" got {type(climatology).__name__}.",
-                             fix="pass e.g. truth.mean('time') (a Dataset), or None")
-    if spectrum_kwargs is not None:
-        import inspect
-
-        allowed = (set(inspect.signature(spectrum).parameters) - {"obj", "u", "v"}) | {"k_max"}
-        wrong = sorted(map(str, set(spectrum_kwargs) - allowed)) \
-            if isinstance(spectrum_kwargs, Mapping) else None
-        if wrong is None or wrong:
-            raise ParameterError(f"spectrum_kwargs must be a mapping of spectrum() arguments, got "
-                                 f"{spectrum_kwargs!r}" + (f" (unknown: {wrong})" if wrong else "")
-                                 + ".", fix=f"use keys among {sorted(allowed)}")
+    _check_evaluate_options(climatology, spectrum_kwargs)
     _check_same_grid(forecast, truth, xd, yd)
     names = [n for n in truth.data_vars if n in forecast.data_vars
              and {xd, yd} <= set(truth[n].dims)]
@@ -1350,13 +1360,7 @@ def evaluate(forecast: xr.Dataset | xr.DataArray, truth: xr.Dataset | xr.DataArr
         f = fc[names].drop_vars([c for c in fc.coords if c == "valid_time"])
         results.append(_evaluate_one(f, tr, metrics, u, v, clim, keep_init_time, init_dim,
                                      lead_dim, spec_kw))
-    if len(results) == 1:
-        out = results[0]
-    else:
-        out = xr.concat(results, dim=xr.DataArray(list(models), dims="model", name="model"),
-                        coords="minimal", compat="override")
-        for k in results[0].data_vars:
-            out[k].attrs = results[0][k].attrs
+    out = _stack_models(results, list(models))
     if lead_dim in out.coords:
         out[lead_dim].attrs = dict(forecast[lead_dim].attrs)
     out.attrs = {"title": "forecast evaluation", "metrics": ", ".join(metrics),
@@ -1367,4 +1371,64 @@ def evaluate(forecast: xr.Dataset | xr.DataArray, truth: xr.Dataset | xr.DataArr
                  "n_init_time": int(forecast.sizes[init_dim])}
     if "model" in forecast.attrs:
         out.attrs["model"] = str(forecast.attrs["model"])
+    return out
+
+
+def _checked_metrics(metrics, reference) -> list[str]:
+    """``metrics`` as a list of known metric names; ``reference`` checked."""
+    if isinstance(metrics, str):
+        metrics = [metrics]
+    metrics = list(metrics)
+    bad = [m for m in metrics if m not in METRICS]
+    if bad or not metrics:
+        raise ParameterError(f"unknown metric(s) {bad}; valid metrics: {list(METRICS)}.",
+                             fix=f"pass metrics= a subset of {list(METRICS)}")
+    if reference not in (None, "persistence"):
+        raise ParameterError(f"reference must be None or 'persistence', got {reference!r}.",
+                             fix="pass reference='persistence'")
+    return metrics
+
+
+def _scored_datasets(forecast, truth) -> tuple[xr.Dataset, xr.Dataset]:
+    """Forecast and truth as Datasets: two DataArrays (one scalar field, e.g. a scalar-only
+    model's forecast) become one variable named after them (else ``"field"``).
+
+    Not :func:`xequi.routing.as_dataset`: both must share one name, and the result is a table
+    of scores, not the field given back."""
+    if isinstance(forecast, xr.DataArray) and isinstance(truth, xr.DataArray):
+        name = next((str(n) for n in (forecast.name, truth.name) if n is not None), "field")
+        forecast, truth = forecast.to_dataset(name=name), truth.to_dataset(name=name)
+    for nm, obj in (("forecast", forecast), ("truth", truth)):
+        if not isinstance(obj, xr.Dataset):
+            raise ParameterError(f"{nm} must be an xarray.Dataset, got {type(obj).__name__}.",
+                                 fix="pass two Datasets, or two DataArrays (one scalar field)")
+    return forecast, truth
+
+
+def _check_evaluate_options(climatology, spectrum_kwargs) -> None:
+    """``climatology`` is a Dataset (or None); ``spectrum_kwargs`` names spectrum() arguments."""
+    if climatology is not None and not isinstance(climatology, xr.Dataset):
+        raise ParameterError(f"climatology must be an xarray.Dataset with the truth's variables,"
+                             f" got {type(climatology).__name__}.",
+                             fix="pass e.g. truth.mean('time') (a Dataset), or None")
+    if spectrum_kwargs is not None:
+        import inspect
+
+        allowed = (set(inspect.signature(spectrum).parameters) - {"obj", "u", "v"}) | {"k_max"}
+        wrong = sorted(map(str, set(spectrum_kwargs) - allowed)) \
+            if isinstance(spectrum_kwargs, Mapping) else None
+        if wrong is None or wrong:
+            raise ParameterError(f"spectrum_kwargs must be a mapping of spectrum() arguments, got "
+                                 f"{spectrum_kwargs!r}" + (f" (unknown: {wrong})" if wrong else "")
+                                 + ".", fix=f"use keys among {sorted(allowed)}")
+
+
+def _stack_models(results: list[xr.Dataset], labels: list[str]) -> xr.Dataset:
+    """One model's scores as they are; several stacked along a ``model`` dim (attrs kept)."""
+    if len(results) == 1:
+        return results[0]
+    out = xr.concat(results, dim=xr.DataArray(labels, dims="model", name="model"),
+                    coords="minimal", compat="override")
+    for k in results[0].data_vars:
+        out[k].attrs = results[0][k].attrs
     return out

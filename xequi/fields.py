@@ -13,8 +13,8 @@ Conventions
   column), v along +y; row 0 is the *largest* y. A dataset whose y increases with row index
   (latitude ascending) is flipped along y on the way in and back on the way out; an x that
   decreases with column index is flipped along x. Values are never negated.
-* Units: parsed with cf-xarray's pint registry (``cf_xarray.units.units``), which reads CF strings
-  (``m s-1``, ``cm/s``, ``degrees_north``); converted with pint-xarray.
+* Units: parsed with the one pint registry, :func:`xequi.units.registry` (cf-xarray's), which
+  reads CF strings (``m s-1``, ``cm/s``, ``degrees_north``); converted with pint-xarray.
 * Lat/lon grids: spacings in degrees are converted to metres at the domain's central latitude
   ``lat0``: ``dx = R cos(lat0) dλ``, ``dy = R dφ``, ``R = 6371 km`` (mean Earth radius); the
   per-latitude ``dx`` is :attr:`GridInfo.dx_per_y`.
@@ -27,6 +27,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Mapping, NamedTuple, Sequence
 
 import cf_xarray  # noqa: F401  (registers .cf; never import cf_xarray.datasets: it downloads)
@@ -40,11 +41,14 @@ from xequi.errors import (
     UnitsError,
     VariableNotFoundError,
 )
+from xequi.units import registry
 
 __all__ = [
     "EARTH_RADIUS",
     "VELOCITY_STANDARD_NAMES",
     "VELOCITY_COMMON_NAMES",
+    "AXIS_NAMES",
+    "GEOGRAPHIC_NAMES",
     "Axes",
     "GridInfo",
     "ModelFrame",
@@ -85,18 +89,25 @@ VELOCITY_COMMON_NAMES: tuple[tuple[str, str], ...] = (
     ("uvel", "vvel"), ("UVEL", "VVEL"), ("water_u", "water_v"),
 )
 
-_X_NAMES = ("x", "lon", "longitude", "nav_lon", "xc", "ni", "i", "xh", "xq", "nx")
-_Y_NAMES = ("y", "lat", "latitude", "nav_lat", "yc", "nj", "j", "yh", "yq", "ny")
-_T_NAMES = ("time", "t", "time_counter", "valid_time", "Time")
+#: dimension names that mean longitude / latitude (geographic axes in degrees), in order of
+#: preference; a subset of :data:`AXIS_NAMES`
+GEOGRAPHIC_NAMES: Mapping[str, tuple[str, ...]] = MappingProxyType({
+    "X": ("lon", "longitude", "nav_lon", "LON", "Longitude"),
+    "Y": ("lat", "latitude", "nav_lat", "LAT", "Latitude"),
+})
+
+#: common dimension names of the X, Y and T axes, tried in this order when cf-xarray finds no
+#: axis (:func:`find_axes`); the one list of axis names (``xequi.ocean`` reads it too)
+AXIS_NAMES: Mapping[str, tuple[str, ...]] = MappingProxyType({
+    "X": ("x", "lon", "longitude", "nav_lon", "xc", "ni", "i", "xh", "xq", "nx", "LON",
+          "Longitude"),
+    "Y": ("y", "lat", "latitude", "nav_lat", "yc", "nj", "j", "yh", "yq", "ny", "LAT",
+          "Latitude"),
+    "T": ("time", "t", "time_counter", "valid_time", "Time", "TIME"),
+})
 
 _LON_UNITS = {"degrees_east", "degree_east", "degrees_e", "degree_e", "degreee", "degreese"}
 _LAT_UNITS = {"degrees_north", "degree_north", "degrees_n", "degree_n", "degreen", "degreesn"}
-
-
-def _ureg():
-    from cf_xarray.units import units
-
-    return units
 
 
 class Axes(NamedTuple):
@@ -336,7 +347,7 @@ def find_axes(obj: xr.Dataset | xr.DataArray, x: str | None = None, y: str | Non
             guessed = {}
         for k, val in guessed.items():
             found.setdefault(k, val)
-    for ax, names in (("X", _X_NAMES), ("Y", _Y_NAMES), ("T", _T_NAMES)):
+    for ax, names in AXIS_NAMES.items():
         if ax not in found:
             for n in names:
                 if n in dims:
@@ -389,7 +400,7 @@ def parse_units(units: str | None, name: str, kind: str | None = None):
     >>> str(parse_units("m s-1", "u", "velocity"))
     'meter / second'
     """
-    ureg = _ureg()
+    ureg = registry()
     if units is None or (isinstance(units, str) and units.strip() == "" and kind is not None):
         raise UnitsError(f"{name!r} has no units attribute.",
                          fix=f"set ds[{name!r}].attrs['units'] (e.g. 'm s-1'), or pass "
@@ -540,7 +551,7 @@ def grid_spacing(obj: xr.Dataset | xr.DataArray, x: str | None = None, y: str | 
     """
     if not rtol > 0:
         raise ParameterError(f"rtol must be > 0, got {rtol}.", fix="pass e.g. rtol=1e-3")
-    ureg = _ureg()
+    ureg = registry()
     units = _units_mapping(units)
     ax = find_axes(obj, x=x, y=y, t=t)
     cx, cy = _coord_1d(obj, ax.x), _coord_1d(obj, ax.y)
@@ -795,7 +806,7 @@ def _convert(da: xr.DataArray, src, dst) -> xr.DataArray:
     """Convert values with pint-xarray from unit ``src`` to ``dst`` (pint Units)."""
     import pint_xarray  # noqa: F401  (registers .pint)
 
-    ureg = _ureg()
+    ureg = registry()
     if src == dst:
         return da
     try:
@@ -870,21 +881,53 @@ def to_model_frame(ds: xr.Dataset, u: str | None = None, v: str | None = None,
         raise ParameterError(f"fill must be 'error' or 'zero', got {fill!r}.",
                              fix="pass fill='zero' to treat NaN (land) as zero velocity")
     units = _units_mapping(units)
-    if isinstance(scalars, str):
-        scalars = [scalars]
-    scalars = list(scalars)
+    scalars = [scalars] if isinstance(scalars, str) else list(scalars)
+    un, vn = _frame_velocity(ds, u, v, scalars, target_units, velocity)
+    _check_scalars(ds, scalars, un, vn)
+    names = (un, vn, *scalars) if velocity else tuple(scalars)
+    check_real(ds, names)
+    grid = check_grid(ds[list(names)], min_time=min_time, rtol=rtol, x=x, y=y, t=t,
+                      units={k: val for k, val in units.items() if k in ds.dims})
+    ax = grid.axes
+    channels = _read_channels(ds, names, ax, units, _target_units(target_units, un, vn), un, vn)
     if velocity:
-        un, vn = find_velocity(ds, u=u, v=v)
-    else:
-        un = vn = None
-        if not scalars:
-            raise ParameterError("a scalar-only model frame (velocity=False) needs at least one "
-                                 "scalar variable.", fix="pass scalars=['temperature'] (the "
-                                                         "variables to stack as channels)")
-        if isinstance(target_units, str):
-            raise ParameterError(f"target_units={target_units!r} names the velocity's units, but "
-                                 "this frame has no velocity (velocity=False).",
-                                 fix="pass a mapping {variable: units}")
+        _check_velocity_units(channels.units_model, un, vn)
+    stack = _stack_channels(channels.variables, ax)
+    way = Orientation(x_ascending=grid.x_ascending, y_ascending=grid.y_ascending)
+    vals, bad = _fill_missing(orient(stack.values, way.flip_y, way.flip_x), names, fill)
+    coords = _frame_coords(ds, ax, stack.extra, names)
+    data = xr.DataArray(vals.astype(np.float32), dims=(*stack.extra, "time", "channel", "y", "x"),
+                        coords=coords, name="model_input",
+                        attrs=_frame_attrs(names, channels.units_model, velocity))
+    mask = xr.DataArray(bad.any(axis=-3), dims=(*stack.extra, "time", "y", "x"),
+                        coords={k: val for k, val in coords.items() if k != "channel"}, name="mask")
+    keep_coords = ds.drop_vars(list(ds.data_vars)).coords.to_dataset()
+    return ModelFrame(data=data, mask=mask, names=tuple(names), axes=ax, grid=grid,
+                      units_in=channels.units_in, units_model=channels.units_model,
+                      attrs={n: copy.deepcopy(dict(ds[n].attrs)) for n in names},
+                      dataset_attrs=copy.deepcopy(dict(ds.attrs)), flip_y=way.flip_y,
+                      flip_x=way.flip_x, coords=keep_coords.copy(deep=True),
+                      dim_order={n: tuple(map(str, ds[n].dims)) for n in names},
+                      added_time=stack.added_time, n_velocity=2 if velocity else 0)
+
+
+def _frame_velocity(ds, u, v, scalars, target_units, velocity) -> tuple:
+    """The velocity names of a model frame, or ``(None, None)`` for a valid scalar-only one."""
+    if velocity:
+        return find_velocity(ds, u=u, v=v)
+    if not scalars:
+        raise ParameterError("a scalar-only model frame (velocity=False) needs at least one "
+                             "scalar variable.", fix="pass scalars=['temperature'] (the "
+                                                     "variables to stack as channels)")
+    if isinstance(target_units, str):
+        raise ParameterError(f"target_units={target_units!r} names the velocity's units, but "
+                             "this frame has no velocity (velocity=False).",
+                             fix="pass a mapping {variable: units}")
+    return None, None
+
+
+def _check_scalars(ds, scalars, un, vn) -> None:
+    """Every scalar channel is a data variable and not a velocity component."""
     for s in scalars:
         if s not in ds.data_vars:
             raise VariableNotFoundError(f"scalar variable {s!r} is not in the dataset "
@@ -893,13 +936,11 @@ def to_model_frame(ds: xr.Dataset, u: str | None = None, v: str | None = None,
         if s in (un, vn):
             raise ParameterError(f"{s!r} is a velocity component, not a scalar.",
                                  fix="list only extra scalar channels in scalars=")
-    names = (un, vn, *scalars) if velocity else tuple(scalars)
-    check_real(ds, names)
-    grid = check_grid(ds[list(names)], min_time=min_time, rtol=rtol, x=x, y=y, t=t,
-                      units={k: val for k, val in units.items() if k in ds.dims})
-    ax = grid.axes
-    # units of each channel
-    units_in, units_model, tgt = {}, {}, {}
+
+
+def _target_units(target_units, un, vn) -> dict:
+    """``target_units=`` keyed by variable name (``"u"``, ``"v"``, ``"velocity"`` resolved)."""
+    tgt = {}
     if isinstance(target_units, str):
         tgt = {un: target_units, vn: target_units}
     elif target_units is not None:
@@ -909,7 +950,20 @@ def to_model_frame(ds: xr.Dataset, u: str | None = None, v: str | None = None,
                 tgt[un] = tgt[vn] = val
             else:
                 tgt[key] = val
-    arrays = []
+    return tgt
+
+
+class _Channels(NamedTuple):
+    """The channel variables of a model frame (in the model's units) and their units strings."""
+
+    variables: list
+    units_in: dict
+    units_model: dict
+
+
+def _read_channels(ds, names, ax: Axes, units: dict, tgt: dict, un, vn) -> _Channels:
+    """Each channel's variable, its units as found (or given) and converted to ``tgt``'s."""
+    variables, units_in, units_model = [], {}, {}
     label = {un: "u", vn: "v"}
     for n in names:
         da = ds[n]
@@ -930,18 +984,35 @@ def to_model_frame(ds: xr.Dataset, u: str | None = None, v: str | None = None,
             units_model[n] = str(tgt[n])
         else:
             units_model[n] = str(raw)
-        arrays.append(da.variable.copy(deep=False).to_base_variable())
+        variables.append(da.variable.copy(deep=False).to_base_variable())
+    return _Channels(variables, units_in, units_model)
+
+
+def _check_velocity_units(units_model: dict, un: str, vn: str) -> None:
+    """u and v must end up in the same units."""
     try:
-        same = not velocity or units_model[un] == units_model[vn] or \
-            _ureg().Quantity(1, units_model[un]).to(units_model[vn]).magnitude == 1
+        same = units_model[un] == units_model[vn] or \
+            registry().Quantity(1, units_model[un]).to(units_model[vn]).magnitude == 1
     except Exception:
         same = False
     if not same:
         raise UnitsError(f"u {units_model[un]!r} and v {units_model[vn]!r} have different units.",
                          fix="give both components the same units (target_units='m/s')")
-    # common dims: extra dims first, then time, y, x
+
+
+class _Stack(NamedTuple):
+    """Channels stacked as ``(*extra, time, channel, y, x)`` float64 values, data orientation."""
+
+    values: np.ndarray
+    extra: list
+    added_time: bool
+
+
+def _stack_channels(variables, ax: Axes) -> _Stack:
+    """Broadcast the channels to common dims (extra dims first, then time, y, x) and stack them;
+    a dataset without time gets a length-1 ``time`` dim."""
     all_dims: list[str] = []
-    for a in arrays:
+    for a in variables:
         for d in a.dims:
             if d not in all_dims:
                 all_dims.append(d)
@@ -949,19 +1020,17 @@ def to_model_frame(ds: xr.Dataset, u: str | None = None, v: str | None = None,
     added_time = ax.t is None
     tdim = ax.t if ax.t is not None else "time"
     order = [*extra, tdim, ax.y, ax.x]
-    vars_ = [xr.DataArray(a) for a in arrays]
+    vars_ = [xr.DataArray(a) for a in variables]
     if added_time:
         vars_ = [d.expand_dims(tdim) for d in vars_]
     vars_ = xr.broadcast(*vars_)
     stacked = xr.concat([d.transpose(*order) for d in vars_], dim="channel")
     stacked = stacked.transpose(*extra, tdim, "channel", ax.y, ax.x)
-    vals = np.asarray(stacked.values, dtype=np.float64)
-    flip_y = grid.y_ascending
-    flip_x = not grid.x_ascending
-    if flip_y:
-        vals = vals[..., ::-1, :]
-    if flip_x:
-        vals = vals[..., ::-1]
+    return _Stack(np.asarray(stacked.values, dtype=np.float64), extra, added_time)
+
+
+def _fill_missing(vals: np.ndarray, names, fill: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(values, bad)``: NaN/inf set to 0 with ``fill="zero"`` (refused with ``"error"``)."""
     bad = ~np.isfinite(vals)
     if bad.any():
         if fill == "error":
@@ -973,31 +1042,27 @@ def to_model_frame(ds: xr.Dataset, u: str | None = None, v: str | None = None,
                 fix="pass fill='zero' to use zero velocity on land (the mask is kept in "
                     "ModelFrame.mask), or fill/drop the missing values first")
         vals = np.where(bad, 0.0, vals)
-    mask_vals = bad.any(axis=-3)
-    out_dims = (*extra, "time", "channel", "y", "x")
+    return vals, bad
+
+
+def _frame_coords(ds, ax: Axes, extra, names) -> dict[str, Any]:
+    """Coordinates of the model-frame array: channel names, the times, the extra dims'."""
     coords: dict[str, Any] = {"channel": list(names)}
     if ax.t is not None and ax.t in ds.coords:
         coords["time"] = ds[ax.t].values
     for d in extra:
         if d in ds.coords:
             coords[d] = ds[d].values
-    data = xr.DataArray(vals.astype(np.float32), dims=out_dims, coords=coords, name="model_input",
-                        attrs={"xequi_frame": "model frame: row 0 = largest y, channels [u, v, "
-                                              "*scalars], u along +x, v along +y" if velocity else
-                                              "model frame: row 0 = largest y, channels "
-                                              "[*scalars] (no velocity)",
-                               "units": ", ".join(f"{n}: {units_model[n]}" for n in names),
-                               "n_velocity": 2 if velocity else 0})
-    mask = xr.DataArray(mask_vals, dims=(*extra, "time", "y", "x"),
-                        coords={k: val for k, val in coords.items() if k != "channel"}, name="mask")
-    keep_coords = ds.drop_vars(list(ds.data_vars)).coords.to_dataset()
-    return ModelFrame(data=data, mask=mask, names=tuple(names), axes=ax, grid=grid,
-                      units_in=units_in, units_model=units_model,
-                      attrs={n: copy.deepcopy(dict(ds[n].attrs)) for n in names},
-                      dataset_attrs=copy.deepcopy(dict(ds.attrs)), flip_y=flip_y, flip_x=flip_x,
-                      coords=keep_coords.copy(deep=True),
-                      dim_order={n: tuple(map(str, ds[n].dims)) for n in names},
-                      added_time=added_time, n_velocity=2 if velocity else 0)
+    return coords
+
+
+def _frame_attrs(names, units_model: dict, velocity: bool) -> dict:
+    """Attrs of the model-frame array: the layout, each channel's units, the velocity channels."""
+    return {"xequi_frame": "model frame: row 0 = largest y, channels [u, v, *scalars], u along "
+                           "+x, v along +y" if velocity else
+                           "model frame: row 0 = largest y, channels [*scalars] (no velocity)",
+            "units": ", ".join(f"{n}: {units_model[n]}" for n in names),
+            "n_velocity": 2 if velocity else 0}
 
 
 def from_model_frame(array, frame: ModelFrame, dims: Sequence[str] | None = None,
@@ -1040,35 +1105,71 @@ def from_model_frame(array, frame: ModelFrame, dims: Sequence[str] | None = None
         raise ParameterError(f"units must be 'input' or 'model', got {units!r}.",
                              fix="pass units='input'")
     ax = frame.axes
+    lead = _leading(array, frame, dims)
+    C = _check_fits_frame(lead.values, frame)
+    lead = _restore_time_dim(lead._replace(values=orient(lead.values, frame.flip_y, frame.flip_x)),
+                             frame)
+    land = _static_land(frame) if restore_mask else None
+    out = {n: _restore_variable(lead.values[..., i, :, :], n, frame, lead.dims, land, units)
+           for i, n in enumerate(frame.names[:C])}
+    ds = xr.Dataset(out)
+    coords = dict(lead.coords)
+    for d in (ax.y, ax.x):
+        if d in frame.coords:
+            coords[d] = frame.coords[d]
+    for k, c in frame.coords.coords.items():
+        if k not in coords and set(c.dims) <= {ax.x, ax.y} and k not in ds.dims:
+            coords[k] = c
+    ds = ds.assign_coords(coords)
+    ds.attrs = dict(frame.dataset_attrs)
+    return ds
+
+
+class _Leading(NamedTuple):
+    """Model output ``(..., channel, y, x)`` with the names and coords of its leading dims."""
+
+    values: np.ndarray
+    dims: list
+    coords: dict
+
+
+def _leading(array, frame: ModelFrame, dims) -> _Leading:
+    """Read the model output and name its leading dims (a DataArray's own, else ``dims`` /
+    the frame's when the shapes match / ``dim_0, dim_1, ...``)."""
     if isinstance(array, xr.DataArray):
         da = array
         if tuple(da.dims[-3:]) != ("channel", "y", "x"):
             raise ParameterError(f"array dims {da.dims} do not end with ('channel', 'y', 'x').",
                                  fix="transpose to (..., 'channel', 'y', 'x')")
         lead_dims = [str(d) for d in da.dims[:-3]]
-        vals = np.asarray(da.values)
         lead_coords = {k: c for k, c in da.coords.items()
                        if set(c.dims) <= set(lead_dims) and k not in ("channel",)}
+        return _Leading(np.asarray(da.values), lead_dims, lead_coords)
+    try:
+        vals = array.detach().cpu().numpy() if hasattr(array, "detach") else np.asarray(array)
+    except Exception:
+        raise ParameterError(f"cannot read an array from {type(array).__name__}.",
+                             fix="pass a DataArray, numpy array or torch tensor") from None
+    nlead = vals.ndim - 3
+    frame_lead = [str(d) for d in frame.data.dims[:-3]]
+    if dims is not None:
+        lead_dims = list(dims)
+    elif tuple(vals.shape[:-3]) == tuple(frame.data.shape[:-3]):
+        lead_dims = list(frame_lead)
     else:
-        try:
-            vals = array.detach().cpu().numpy() if hasattr(array, "detach") else np.asarray(array)
-        except Exception:
-            raise ParameterError(f"cannot read an array from {type(array).__name__}.",
-                                 fix="pass a DataArray, numpy array or torch tensor") from None
-        nlead = vals.ndim - 3
-        if dims is not None:
-            lead_dims = list(dims)
-        elif tuple(vals.shape[:-3]) == tuple(frame.data.shape[:-3]):
-            lead_dims = [str(d) for d in frame.data.dims[:-3]]
-        else:
-            lead_dims = [f"dim_{i}" for i in range(nlead)]
-        if len(lead_dims) != nlead:
-            raise ParameterError(f"dims {lead_dims} do not match the {nlead} leading dims of an "
-                                 f"array of shape {vals.shape}.", fix="pass dims= one name each")
-        lead_coords = {}
-        if lead_dims == [str(d) for d in frame.data.dims[:-3]]:
-            lead_coords = {k: c for k, c in frame.data.coords.items() if k != "channel"
-                           and set(c.dims) <= set(lead_dims)}
+        lead_dims = [f"dim_{i}" for i in range(nlead)]
+    if len(lead_dims) != nlead:
+        raise ParameterError(f"dims {lead_dims} do not match the {nlead} leading dims of an "
+                             f"array of shape {vals.shape}.", fix="pass dims= one name each")
+    lead_coords = {}
+    if lead_dims == frame_lead:
+        lead_coords = {k: c for k, c in frame.data.coords.items() if k != "channel"
+                       and set(c.dims) <= set(lead_dims)}
+    return _Leading(vals, lead_dims, lead_coords)
+
+
+def _check_fits_frame(vals: np.ndarray, frame: ModelFrame) -> int:
+    """The number of channels of ``vals``, after checking it fits the frame's grid and channels."""
     if vals.ndim < 3:
         raise ParameterError(f"array of shape {vals.shape} is not (..., channel, y, x).",
                              fix="pass the model output shaped (..., C, H, W)")
@@ -1078,10 +1179,14 @@ def from_model_frame(array, frame: ModelFrame, dims: Sequence[str] | None = None
         raise ParameterError(f"array of shape {vals.shape} does not fit the frame (channels "
                              f"{list(frame.names)}, grid {ny}×{nx}).",
                              fix="pass the model output on the frame's grid")
-    if frame.flip_y:
-        vals = vals[..., ::-1, :]
-    if frame.flip_x:
-        vals = vals[..., ::-1]
+    return C
+
+
+def _restore_time_dim(lead: _Leading, frame: ModelFrame) -> _Leading:
+    """Give the time dim back as the input had it: dropped when :func:`to_model_frame` added it,
+    renamed to the input's name, and with the input's coordinate (attrs) when the times match."""
+    ax = frame.axes
+    vals, lead_dims, lead_coords = lead.values, list(lead.dims), dict(lead.coords)
     if frame.added_time and "time" in lead_dims and vals.shape[lead_dims.index("time")] == 1:
         i = lead_dims.index("time")
         vals = np.take(vals, 0, axis=i)
@@ -1097,38 +1202,31 @@ def from_model_frame(array, frame: ModelFrame, dims: Sequence[str] | None = None
         if cur is not None and cur.size == orig.size and np.array_equal(np.asarray(cur.values),
                                                                          np.asarray(orig.values)):
             lead_coords[ax.t] = orig  # with its attrs
-    land = None
-    if restore_mask and bool(frame.mask.any()):
-        m = frame.mask.values.all(axis=tuple(range(frame.mask.ndim - 2)))
-        if frame.flip_y:
-            m = m[::-1, :]
-        if frame.flip_x:
-            m = m[:, ::-1]
-        land = m
-    spatial = {ax.y: frame.coords[ax.y] if ax.y in frame.coords else None,
-               ax.x: frame.coords[ax.x] if ax.x in frame.coords else None}
-    out = {}
-    for i, n in enumerate(frame.names[:C]):
-        v = np.array(vals[..., i, :, :], dtype=np.float64)
-        if land is not None:
-            v = np.where(land, np.nan, v)
-        var = xr.DataArray(v, dims=(*lead_dims, ax.y, ax.x))
-        if units == "input" and frame.units_model[n] != frame.units_in[n]:
-            var = _convert(var, parse_units(frame.units_model[n], n),
-                           parse_units(frame.units_in[n], n))
-            var = var.astype(np.float64)
-        attrs = dict(frame.attrs[n])
-        attrs["units"] = frame.units_in[n] if units == "input" else frame.units_model[n]
-        var.attrs = attrs
-        out[n] = var
-    ds = xr.Dataset(out)
-    coords = {k: c for k, c in lead_coords.items()}
-    for d, c in spatial.items():
-        if c is not None:
-            coords[d] = c
-    for k, c in frame.coords.coords.items():
-        if k not in coords and set(c.dims) <= {ax.x, ax.y} and k not in ds.dims:
-            coords[k] = c
-    ds = ds.assign_coords(coords)
-    ds.attrs = dict(frame.dataset_attrs)
-    return ds
+    return _Leading(vals, lead_dims, lead_coords)
+
+
+def _static_land(frame: ModelFrame) -> np.ndarray | None:
+    """``(y, x)`` in the data's orientation: True where the input was missing at every time
+    (None when nothing was missing)."""
+    if not bool(frame.mask.any()):
+        return None
+    m = frame.mask.values.all(axis=tuple(range(frame.mask.ndim - 2)))
+    return orient(m, frame.flip_y, frame.flip_x)
+
+
+def _restore_variable(vals: np.ndarray, n: str, frame: ModelFrame, lead_dims, land,
+                      units: str) -> xr.DataArray:
+    """One channel as the input's variable: NaN on land, its units (``"input"``) and attrs."""
+    ax = frame.axes
+    v = np.array(vals, dtype=np.float64)
+    if land is not None:
+        v = np.where(land, np.nan, v)
+    var = xr.DataArray(v, dims=(*lead_dims, ax.y, ax.x))
+    if units == "input" and frame.units_model[n] != frame.units_in[n]:
+        var = _convert(var, parse_units(frame.units_model[n], n),
+                       parse_units(frame.units_in[n], n))
+        var = var.astype(np.float64)
+    attrs = dict(frame.attrs[n])
+    attrs["units"] = frame.units_in[n] if units == "input" else frame.units_model[n]
+    var.attrs = attrs
+    return var

@@ -34,7 +34,7 @@ import math
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, NamedTuple, Sequence
 
 import numpy as np
 import xarray as xr
@@ -46,7 +46,14 @@ from xequi.errors import (
     VariableNotFoundError,
     XequiError,
 )
-from xequi.fields import EARTH_RADIUS, find_axes, find_velocity, parse_units
+from xequi.fields import (
+    AXIS_NAMES,
+    EARTH_RADIUS,
+    GEOGRAPHIC_NAMES,
+    find_axes,
+    find_velocity,
+    parse_units,
+)
 
 __all__ = [
     "open_dataset",
@@ -64,9 +71,14 @@ GLOBCURRENT_ENV = "XEQUI_GLOBCURRENT_DIR"
 UNIT_ATTRS: tuple[str, ...] = ("Unit", "unit", "UNITS", "Units", "UNIT")
 
 _DUP_CHOICES = ("report", "drop", "error")
-_LAT_NAMES = ("lat", "latitude", "nav_lat", "LAT", "Latitude", "y")
-_LON_NAMES = ("lon", "longitude", "nav_lon", "LON", "Longitude", "x")
-_TIME_NAMES = ("time", "t", "time_counter", "Time", "TIME")
+# Dimension names, derived from the one list in xequi.fields (AXIS_NAMES). They differ on
+# purpose: the files are on a lat/lon grid whose coordinates get degrees units here, so a
+# geographic name comes first and a plain "y" / "x" last, never the index names of curvilinear
+# grids (nj, yc, ...) that fields also tries; time is the files' record dimension, which
+# "valid_time" (a forecast's verification time, in fields' list for forecast-like data) is not.
+_LAT_NAMES = (*GEOGRAPHIC_NAMES["Y"], "y")
+_LON_NAMES = (*GEOGRAPHIC_NAMES["X"], "x")
+_TIME_NAMES = tuple(n for n in AXIS_NAMES["T"] if n != "valid_time")
 
 
 class DataFilesNotFoundError(XequiError, FileNotFoundError):
@@ -275,6 +287,46 @@ def open_dataset(paths, *, units: str | Mapping[str, str] | None = None,
     >>> ds["eastward_eulerian_current_velocity"].attrs["standard_name"]  # doctest: +SKIP
     'surface_eastward_sea_water_velocity'
     """
+    _check_open_args(drop_duplicate_times, units, standard_names)
+    files = _resolve_paths(paths)
+    history = _History(_now())
+    ds, tdim, first_attrs = _open_files(files, chunks=chunks, engine=engine, parallel=parallel)
+    lat, lon = _find_dim(ds, _LAT_NAMES), _find_dim(ds, _LON_NAMES)
+    ds = _label_latlon(ds, lat, lon, history)
+    has_time = tdim in ds.coords
+    if has_time:
+        ds = _decode_time(ds, tdim, time_units, calendar, history)
+    ds = _label_standard_names(ds, dict(standard_names or {}), history)
+    try:
+        un, vn = find_velocity(ds)
+    except VariableNotFoundError:
+        un = vn = None
+    vel = [n for n in (un, vn) if n is not None]
+    ds = _label_units(ds, units, un, vn, history)
+    report: dict[str, str] = {}
+    land = None
+    if has_time:
+        check = vel or [n for n in ds.data_vars if tdim in ds[n].dims]
+        ds, land = _check_times(ds, files, tdim, lat, lon, check, drop_duplicate_times, history,
+                                report)
+    if land is not None and lat is not None and lon is not None:
+        ds = _add_land_mask(ds, land, lat, lon, vel[0] if vel else list(ds.data_vars)[0], history)
+    ds.attrs = _global_attrs(first_attrs, files, history, report, drop_duplicate_times)
+    return ds
+
+
+class _History(list):
+    """The repairs of one :func:`open_dataset` call: one ``history`` line each, with its stamp."""
+
+    def __init__(self, stamp: str):
+        super().__init__()
+        self.stamp = stamp
+
+    def note(self, text: str) -> None:
+        self.append(f"{self.stamp} xequi.open_dataset: {text}")
+
+
+def _check_open_args(drop_duplicate_times, units, standard_names) -> None:
     if drop_duplicate_times not in _DUP_CHOICES:
         raise ParameterError(
             f"drop_duplicate_times must be one of {_DUP_CHOICES}, got {drop_duplicate_times!r}.",
@@ -285,10 +337,11 @@ def open_dataset(paths, *, units: str | Mapping[str, str] | None = None,
     if standard_names is not None and not isinstance(standard_names, Mapping):
         raise ParameterError("standard_names must be a mapping {variable: standard_name}.",
                              fix="pass e.g. standard_names={'uo': 'eastward_sea_water_velocity'}")
-    files = _resolve_paths(paths)
-    history: list[str] = []
-    stamp = _now()
 
+
+def _open_files(files: list[Path], *, chunks, engine, parallel) -> tuple[xr.Dataset, str, dict]:
+    """The files concatenated along their time dimension (undecoded times, no global attrs),
+    that dimension's name, and the first file's global attrs."""
     open_kw: dict[str, Any] = dict(combine="nested", concat_dim=None, data_vars="minimal",
                                    coords="minimal", compat="override", join="override",
                                    combine_attrs="override", parallel=parallel,
@@ -318,9 +371,11 @@ def open_dataset(paths, *, units: str | Mapping[str, str] | None = None,
                                          f"{err}", fix="check that all files share one grid") \
                 from None
     ds.attrs = {}
-    # ---- coordinates: lat / lon
-    lat = _find_dim(ds, _LAT_NAMES[:-1]) or (_LAT_NAMES[-1] if "y" in ds.dims else None)
-    lon = _find_dim(ds, _LON_NAMES[:-1]) or (_LON_NAMES[-1] if "x" in ds.dims else None)
+    return ds, tdim, first_attrs
+
+
+def _label_latlon(ds: xr.Dataset, lat, lon, history: _History) -> xr.Dataset:
+    """Latitude / longitude coordinates with CF ``units``, ``standard_name``, ``axis``."""
     for name, sn, cf_units, axis, long in ((lat, "latitude", "degrees_north", "Y", "latitude"),
                                            (lon, "longitude", "degrees_east", "X", "longitude")):
         if name is None or name not in ds.coords:
@@ -329,13 +384,12 @@ def open_dataset(paths, *, units: str | Mapping[str, str] | None = None,
         found, attr = _unit_from_attrs(c.variable)
         f = (found or "").lower().replace(" ", "")
         if found is None:
-            history.append(f"{stamp} xequi.open_dataset: {name!r} had no units; set "
-                           f"{cf_units!r} from its name")
+            history.note(f"{name!r} had no units; set {cf_units!r} from its name")
         elif f in ("degrees", "degree", "deg", "degrees_north", "degrees_east", "degree_north",
                    "degree_east", "degrees_n", "degrees_e"):
             if attr != "units" or found != cf_units:
-                history.append(f"{stamp} xequi.open_dataset: {name!r} units {found!r} (from "
-                               f"attribute {attr!r}) written as CF {cf_units!r}")
+                history.note(f"{name!r} units {found!r} (from attribute {attr!r}) written as CF "
+                             f"{cf_units!r}")
         else:
             raise UnitsError(f"coordinate {name!r} has units {found!r}, not degrees.",
                              fix="pass files on a latitude/longitude grid in degrees")
@@ -344,62 +398,67 @@ def open_dataset(paths, *, units: str | Mapping[str, str] | None = None,
                      long_name=attrs.get("long_name", long))
         ds = ds.assign_coords({name: xr.DataArray(np.asarray(c.values), dims=c.dims,
                                                   attrs=attrs)})
-    # ---- time
-    tc = ds[tdim] if tdim in ds.coords else None
-    if tc is not None:
-        tvals = np.asarray(tc.values)
-        tattrs = {k: v for k, v in tc.attrs.items() if k not in UNIT_ATTRS and k != "units"}
-        if np.issubdtype(tvals.dtype, np.number):
-            found, attr = _unit_from_attrs(tc.variable)
-            tu = time_units if time_units is not None else found
-            if tu is None or "since" not in str(tu):
-                raise UnitsError(
-                    f"the time coordinate {tdim!r} is numeric ({tvals[:1]}...) without usable "
-                    f"units ({tu!r}).",
-                    fix="pass time_units='days since 1900-01-01' (the reference of your files)")
-            try:
-                decoded = xr.coding.times.decode_cf_datetime(tvals, str(tu), calendar=calendar)
-            except Exception as err:
-                raise UnitsError(f"cannot decode the time coordinate {tdim!r} with units "
-                                 f"{tu!r}: {err}.",
-                                 fix="pass time_units='days since YYYY-MM-DD'") from None
-            decoded = np.asarray(decoded)
-            if decoded.dtype == object:
-                raise UnitsError(f"time {tdim!r} decodes to non-standard dates ({calendar}).",
-                                 fix="pass calendar='standard'")
-            src = "the time_units argument" if time_units is not None else f"attribute {attr!r}"
-            history.append(f"{stamp} xequi.open_dataset: time {tdim!r} decoded from {tu!r} "
-                           f"({src})")
-            tattrs.update(standard_name="time", axis="T", long_name=tattrs.get("long_name",
-                                                                               "time"))
-            newt = xr.DataArray(decoded.astype("datetime64[ns]"), dims=(tdim,), attrs=tattrs)
-            newt.encoding.update(units=str(tu), calendar=calendar)
-            ds = ds.assign_coords({tdim: newt})
-        else:
-            tattrs.update(standard_name="time", axis="T")
-            enc = dict(tc.encoding)
-            ds = ds.assign_coords({tdim: tc.assign_attrs(tattrs)})
-            ds[tdim].encoding.update({k: v for k, v in enc.items() if k in ("units", "calendar")})
-    # ---- variables: standard names and units
-    word = units
-    names_map = dict(standard_names or {})
+    return ds
+
+
+def _decode_time(ds: xr.Dataset, tdim: str, time_units, calendar: str,
+                 history: _History) -> xr.Dataset:
+    """The time coordinate as ``datetime64`` with CF attrs (a numeric one decoded from its
+    ``Unit``-style attribute or ``time_units=``)."""
+    tc = ds[tdim]
+    tvals = np.asarray(tc.values)
+    tattrs = {k: v for k, v in tc.attrs.items() if k not in UNIT_ATTRS and k != "units"}
+    if not np.issubdtype(tvals.dtype, np.number):
+        tattrs.update(standard_name="time", axis="T")
+        enc = dict(tc.encoding)
+        ds = ds.assign_coords({tdim: tc.assign_attrs(tattrs)})
+        ds[tdim].encoding.update({k: v for k, v in enc.items() if k in ("units", "calendar")})
+        return ds
+    found, attr = _unit_from_attrs(tc.variable)
+    tu = time_units if time_units is not None else found
+    if tu is None or "since" not in str(tu):
+        raise UnitsError(
+            f"the time coordinate {tdim!r} is numeric ({tvals[:1]}...) without usable "
+            f"units ({tu!r}).",
+            fix="pass time_units='days since 1900-01-01' (the reference of your files)")
+    try:
+        decoded = xr.coding.times.decode_cf_datetime(tvals, str(tu), calendar=calendar)
+    except Exception as err:
+        raise UnitsError(f"cannot decode the time coordinate {tdim!r} with units "
+                         f"{tu!r}: {err}.",
+                         fix="pass time_units='days since YYYY-MM-DD'") from None
+    decoded = np.asarray(decoded)
+    if decoded.dtype == object:
+        raise UnitsError(f"time {tdim!r} decodes to non-standard dates ({calendar}).",
+                         fix="pass calendar='standard'")
+    src = "the time_units argument" if time_units is not None else f"attribute {attr!r}"
+    history.note(f"time {tdim!r} decoded from {tu!r} ({src})")
+    tattrs.update(standard_name="time", axis="T", long_name=tattrs.get("long_name", "time"))
+    newt = xr.DataArray(decoded.astype("datetime64[ns]"), dims=(tdim,), attrs=tattrs)
+    newt.encoding.update(units=str(tu), calendar=calendar)
+    return ds.assign_coords({tdim: newt})
+
+
+def _label_standard_names(ds: xr.Dataset, names_map: dict, history: _History) -> xr.Dataset:
+    """``standard_name`` of each variable: the caller's, the file's, else guessed from its name."""
     for name in list(ds.data_vars):
         sn = names_map.get(name) or ds[name].attrs.get("standard_name") or \
             _guess_standard_name(str(name))
         if sn and ds[name].attrs.get("standard_name") != sn:
             why = "the standard_names argument" if name in names_map else "its variable name"
-            history.append(f"{stamp} xequi.open_dataset: {name!r} standard_name {sn!r} (from "
-                           f"{why})")
+            history.note(f"{name!r} standard_name {sn!r} (from {why})")
             ds[name].attrs["standard_name"] = sn
     for k in names_map:
         if k not in ds.data_vars:
             raise VariableNotFoundError(f"standard_names names {k!r}, not a variable "
                                         f"({sorted(map(str, ds.data_vars))}).",
                                         fix="key standard_names by the files' variable names")
-    try:
-        un, vn = find_velocity(ds)
-    except VariableNotFoundError:
-        un = vn = None
+    return ds
+
+
+def _label_units(ds: xr.Dataset, word, un, vn, history: _History) -> xr.Dataset:
+    """``units`` of each variable: the caller's word, else the files' (a ``Unit``-style attribute
+    moved to ``units``); a velocity without any is refused."""
     vel = [n for n in (un, vn) if n is not None]
     if isinstance(word, Mapping):
         for k in word:
@@ -414,136 +473,175 @@ def open_dataset(paths, *, units: str | Mapping[str, str] | None = None,
         elif isinstance(word, Mapping):
             label = {un: "u", vn: "v"}.get(name)
             given = word.get(name, word.get(label) if label else None)
-        found, attr = _unit_from_attrs(ds[name].variable)
-        is_vel = name in vel
-        if given is not None:
-            parse_units(given, str(name), "velocity" if is_vel else None)
-            if found is not None and found != given:
-                history.append(f"{stamp} xequi.open_dataset: {name!r} units {given!r} from the "
-                               f"caller (the files said {found!r} in {attr!r})")
-            elif found is None:
-                history.append(f"{stamp} xequi.open_dataset: {name!r} units {given!r} from the "
-                               "caller (the files say none)")
-            final = given
-        elif found is not None:
-            parse_units(found, str(name), "velocity" if is_vel else None)
-            if attr != "units":
-                history.append(f"{stamp} xequi.open_dataset: {name!r} units {found!r} taken from "
-                               f"the non-standard attribute {attr!r}")
-            final = found
-        elif is_vel:
-            raise UnitsError(
-                f"velocity variable {name!r} has no units (no 'units' attribute and none of "
-                f"{list(UNIT_ATTRS)}); xequi does not guess them.",
-                fix=f"pass units={{{str(name)!r}: 'm s-1'}} (or units='m s-1' for both components)"
-                    " if that is what the data provider states")
-        else:
-            final = None
+        final = _variable_units(ds[name], str(name), given, name in vel, history)
         attrs = {k: v for k, v in ds[name].attrs.items() if k not in UNIT_ATTRS}
         if final is not None:
             attrs["units"] = final
         ds[name].attrs = attrs
-    # ---- times: duplicates, identical fields, monotonic
-    report: dict[str, str] = {}
-    land = None
-    if tc is not None and tdim in ds.coords:
-        times = np.asarray(ds[tdim].values)
-        nt = times.size
-        check = vel or [n for n in ds.data_vars if tdim in ds[n].dims]
-        fps, nan_all, nan_any = _fingerprints(ds, check, tdim, lat, lon)
-        order = np.arange(nt)
-        dup_same = []
-        seen: dict[Any, int] = {}
-        for i, t in enumerate(times):
-            if t in seen:
-                dup_same.append((i, seen[t]))
-            else:
-                seen[t] = i
-        ident = []
-        groups: dict[tuple, list[int]] = {}
-        for i in range(nt):
-            groups.setdefault(tuple(np.round(fps[i], 12)), []).append(i)
-        for idx in groups.values():
-            if len(idx) > 1:
-                base = idx[0]
-                ref = _slice_values(ds, check, tdim, base)
-                for j in idx[1:]:
-                    if times[j] == times[base]:
-                        continue
-                    if all(np.array_equal(a, b, equal_nan=True) for a, b in
-                           zip(ref, _slice_values(ds, check, tdim, j))):
-                        ident.append((j, base))
-        nonmono = [i for i in range(1, nt) if not times[i] > times[i - 1]]
-        nonmono = [i for i in nonmono if all(i != d[0] for d in dup_same)]
-        msgs = []
-        one_per_file = len(files) == nt
+    return ds
 
-        def _file(i):
-            return f" (file {files[i].name})" if one_per_file else ""
 
-        if dup_same:
-            s = "; ".join(f"{_fmt_time(times[i])}{_file(i)}" for i, _ in dup_same)
-            report["duplicate_times"] = s
-            msgs.append(f"repeated time stamps: {s}")
-        if ident:
-            s = "; ".join(f"{_fmt_time(times[j])} is identical to {_fmt_time(times[b])}"
-                          f"{_file(j)}{_file_comment(files[j]) if one_per_file else ''}"
-                          for j, b in ident)
-            report["identical_fields"] = s
-            msgs.append(f"identical fields at different times: {s}")
-        if nonmono:
-            s = "; ".join(f"{_fmt_time(times[i])} after {_fmt_time(times[i - 1])}"
-                          for i in nonmono)
-            report["non_monotonic_times"] = s
-            msgs.append(f"times not increasing: {s}")
-        if msgs:
-            text = "xequi.open_dataset: " + "; ".join(msgs)
-            if drop_duplicate_times == "error":
-                raise GridError(text + ".", fix="pass drop_duplicate_times='drop' to keep the "
-                                                "first of each, or 'report' to keep them all")
-            drop = sorted({i for i, _ in dup_same} | {j for j, _ in ident})
-            if drop_duplicate_times == "drop":
-                keep = np.setdiff1d(order, drop)
-                ds = ds.isel({tdim: keep})
-                if nonmono:
-                    ds = ds.sortby(tdim)
-                dropped = ", ".join(_fmt_time(times[i]) for i in drop)
-                history.append(f"{stamp} xequi.open_dataset: dropped {len(drop)} later "
-                               f"duplicate(s) ({dropped}), kept the first"
-                               + ("; sorted by time" if nonmono else ""))
-                report["dropped_times"] = dropped or "none"
-                nan_all = nan_all if not drop else None
-                warnings.warn(text + f". Dropped: {dropped or 'none'}.", UserWarning,
-                              stacklevel=2)
-            else:
-                history.append(f"{stamp} xequi.open_dataset: reported (not removed): "
-                               + "; ".join(msgs))
-                warnings.warn(text + ". Kept (drop_duplicate_times='report'); pass "
-                              "drop_duplicate_times='drop' to remove the later copies.",
-                              UserWarning, stacklevel=2)
-        land, varying = nan_all, nan_any
-        if land is None:  # recompute after dropping
+def _variable_units(da: xr.DataArray, name: str, given, is_vel: bool,
+                    history: _History) -> str | None:
+    """The units one variable ends up with (checked), each choice recorded in ``history``."""
+    found, attr = _unit_from_attrs(da.variable)
+    if given is not None:
+        parse_units(given, name, "velocity" if is_vel else None)
+        if found is not None and found != given:
+            history.note(f"{da.name!r} units {given!r} from the caller (the files said "
+                         f"{found!r} in {attr!r})")
+        elif found is None:
+            history.note(f"{da.name!r} units {given!r} from the caller (the files say none)")
+        return given
+    if found is not None:
+        parse_units(found, name, "velocity" if is_vel else None)
+        if attr != "units":
+            history.note(f"{da.name!r} units {found!r} taken from the non-standard attribute "
+                         f"{attr!r}")
+        return found
+    if is_vel:
+        raise UnitsError(
+            f"velocity variable {da.name!r} has no units (no 'units' attribute and none of "
+            f"{list(UNIT_ATTRS)}); xequi does not guess them.",
+            fix=f"pass units={{{name!r}: 'm s-1'}} (or units='m s-1' for both components)"
+                " if that is what the data provider states")
+    return None
+
+
+class _TimeProblems(NamedTuple):
+    """Indices of suspicious time steps (``(later, first)`` pairs for copies)."""
+
+    duplicates: list  # same time stamp as an earlier step
+    identical: list  # identical fields at a different, earlier time
+    non_monotonic: list  # not after the previous step (duplicates excluded)
+
+
+def _find_time_problems(ds, check, tdim: str, times: np.ndarray, fps) -> _TimeProblems:
+    """Repeated stamps, identical fields at different times (fingerprints, then values), and
+    times that do not increase."""
+    nt = times.size
+    dup_same = []
+    seen: dict[Any, int] = {}
+    for i, t in enumerate(times):
+        if t in seen:
+            dup_same.append((i, seen[t]))
+        else:
+            seen[t] = i
+    ident = []
+    groups: dict[tuple, list[int]] = {}
+    for i in range(nt):
+        groups.setdefault(tuple(np.round(fps[i], 12)), []).append(i)
+    for idx in groups.values():
+        if len(idx) > 1:
+            base = idx[0]
+            ref = _slice_values(ds, check, tdim, base)
+            for j in idx[1:]:
+                if times[j] == times[base]:
+                    continue
+                if all(np.array_equal(a, b, equal_nan=True) for a, b in
+                       zip(ref, _slice_values(ds, check, tdim, j))):
+                    ident.append((j, base))
+    nonmono = [i for i in range(1, nt) if not times[i] > times[i - 1]]
+    nonmono = [i for i in nonmono if all(i != d[0] for d in dup_same)]
+    return _TimeProblems(dup_same, ident, nonmono)
+
+
+def _describe_time_problems(problems: _TimeProblems, times, files: list[Path],
+                            report: dict) -> list[str]:
+    """One message per kind of problem (naming the times, and the files when there is one per
+    time step); each also recorded in ``report`` (the global attrs)."""
+    msgs = []
+    one_per_file = len(files) == times.size
+
+    def _file(i):
+        return f" (file {files[i].name})" if one_per_file else ""
+
+    if problems.duplicates:
+        s = "; ".join(f"{_fmt_time(times[i])}{_file(i)}" for i, _ in problems.duplicates)
+        report["duplicate_times"] = s
+        msgs.append(f"repeated time stamps: {s}")
+    if problems.identical:
+        s = "; ".join(f"{_fmt_time(times[j])} is identical to {_fmt_time(times[b])}"
+                      f"{_file(j)}{_file_comment(files[j]) if one_per_file else ''}"
+                      for j, b in problems.identical)
+        report["identical_fields"] = s
+        msgs.append(f"identical fields at different times: {s}")
+    if problems.non_monotonic:
+        s = "; ".join(f"{_fmt_time(times[i])} after {_fmt_time(times[i - 1])}"
+                      for i in problems.non_monotonic)
+        report["non_monotonic_times"] = s
+        msgs.append(f"times not increasing: {s}")
+    return msgs
+
+
+def _act_on_time_problems(ds, tdim: str, times, problems: _TimeProblems, msgs: list[str],
+                          mode: str, history: _History, report: dict):
+    """Raise (``"error"``), drop the later copies (``"drop"``) or keep them (``"report"``), with a
+    warning. Returns the dataset and whether time steps were dropped."""
+    text = "xequi.open_dataset: " + "; ".join(msgs)
+    if mode == "error":
+        raise GridError(text + ".", fix="pass drop_duplicate_times='drop' to keep the "
+                                        "first of each, or 'report' to keep them all")
+    drop = sorted({i for i, _ in problems.duplicates} | {j for j, _ in problems.identical})
+    if mode != "drop":
+        history.note("reported (not removed): " + "; ".join(msgs))
+        # stacklevel: the caller of open_dataset (-> _check_times -> here)
+        warnings.warn(text + ". Kept (drop_duplicate_times='report'); pass "
+                      "drop_duplicate_times='drop' to remove the later copies.",
+                      UserWarning, stacklevel=4)
+        return ds, False
+    ds = ds.isel({tdim: np.setdiff1d(np.arange(times.size), drop)})
+    if problems.non_monotonic:
+        ds = ds.sortby(tdim)
+    dropped = ", ".join(_fmt_time(times[i]) for i in drop)
+    history.note(f"dropped {len(drop)} later duplicate(s) ({dropped}), kept the first"
+                 + ("; sorted by time" if problems.non_monotonic else ""))
+    report["dropped_times"] = dropped or "none"
+    warnings.warn(text + f". Dropped: {dropped or 'none'}.", UserWarning, stacklevel=4)
+    return ds, bool(drop)
+
+
+def _check_times(ds, files, tdim, lat, lon, check, mode, history: _History, report: dict):
+    """Repeated times, identical fields and non-monotonic times reported / dropped / refused;
+    returns the dataset and the land cells (NaN at every time)."""
+    times = np.asarray(ds[tdim].values)
+    fps, land, varying = _fingerprints(ds, check, tdim, lat, lon)
+    problems = _find_time_problems(ds, check, tdim, times, fps)
+    msgs = _describe_time_problems(problems, times, files, report)
+    if msgs:
+        ds, dropped = _act_on_time_problems(ds, tdim, times, problems, msgs, mode, history,
+                                            report)
+        if dropped:  # recompute the masks without the dropped steps
             _, land, varying = _fingerprints(ds, check, tdim, lat, lon)
-        land = np.asarray(land)
-        if varying is not None and bool((np.asarray(varying) & ~land).any()):
-            n = int((np.asarray(varying) & ~land).sum())
-            report["missing_varying_in_time"] = f"{n} cells are NaN at some times only"
-            warnings.warn(f"xequi.open_dataset: {n} cells are NaN at some times only (not "
-                          "counted as land).", UserWarning, stacklevel=2)
-    if land is not None and lat is not None and lon is not None:
-        dims = tuple(d for d in ds[vel[0] if vel else list(ds.data_vars)[0]].dims
-                     if d in (lat, lon))
-        ds = ds.assign_coords(land_mask=(dims, land.astype(np.int8), {
-            "long_name": "land mask (cells whose velocity is missing at every time)",
-            "flag_values": np.array([0, 1], dtype=np.int8),
-            "flag_meanings": "ocean land",
-            "comment": "models see zero velocity on land (xequi.fields.to_model_frame("
-                       "fill='zero')); forecasts put NaN back; metrics and spectra skip land",
-        }))
-        history.append(f"{stamp} xequi.open_dataset: land_mask coordinate from cells that are "
-                       f"NaN at every time ({int(land.sum())} of {land.size}, "
-                       f"{100.0 * land.mean():.1f}%)")
-    # ---- global attrs
+    land = np.asarray(land)
+    if varying is not None and bool((np.asarray(varying) & ~land).any()):
+        n = int((np.asarray(varying) & ~land).sum())
+        report["missing_varying_in_time"] = f"{n} cells are NaN at some times only"
+        # stacklevel: the caller of open_dataset (-> here)
+        warnings.warn(f"xequi.open_dataset: {n} cells are NaN at some times only (not "
+                      "counted as land).", UserWarning, stacklevel=3)
+    return ds, land
+
+
+def _add_land_mask(ds: xr.Dataset, land: np.ndarray, lat: str, lon: str, ref: str,
+                   history: _History) -> xr.Dataset:
+    """The ``land_mask`` coordinate (1 where ``land``) on the (lat, lon) dims of ``ref``."""
+    dims = tuple(d for d in ds[ref].dims if d in (lat, lon))
+    ds = ds.assign_coords(land_mask=(dims, land.astype(np.int8), {
+        "long_name": "land mask (cells whose velocity is missing at every time)",
+        "flag_values": np.array([0, 1], dtype=np.int8),
+        "flag_meanings": "ocean land",
+        "comment": "models see zero velocity on land (xequi.fields.to_model_frame("
+                   "fill='zero')); forecasts put NaN back; metrics and spectra skip land",
+    }))
+    history.note(f"land_mask coordinate from cells that are NaN at every time "
+                 f"({int(land.sum())} of {land.size}, {100.0 * land.mean():.1f}%)")
+    return ds
+
+
+def _global_attrs(first_attrs: dict, files: list[Path], history: _History, report: dict,
+                  drop_duplicate_times: str) -> dict[str, Any]:
+    """The first file's global attrs plus CF conventions, provenance, history and the report."""
     attrs: dict[str, Any] = {k: v for k, v in first_attrs.items()}
     attrs.update(
         Conventions="CF-1.10",
@@ -552,13 +650,12 @@ def open_dataset(paths, *, units: str | Mapping[str, str] | None = None,
         source_files="\n".join(f.name for f in files),
         source_file_count=len(files),
         history="\n".join(([str(first_attrs["history"])] if first_attrs.get("history") else [])
-                          + history),
+                          + list(history)),
         xequi_opened_with="xequi.open_dataset(drop_duplicate_times="
                           f"{drop_duplicate_times!r})",
     )
     attrs.update(report)
-    ds.attrs = attrs
-    return ds
+    return attrs
 
 
 def _fingerprints(ds, names, tdim, lat, lon):
@@ -673,9 +770,31 @@ def latlon_rotation_error(ds: xr.Dataset, u: str | None = None, v: str | None = 
     >>> round(r["aspect_ratio_center"], 2), round(r["index_rotation_stretch"], 2)
     (0.82, 0.22)
     """
-    from scipy.interpolate import RegularGridInterpolator
-
     un, vn = find_velocity(ds, u=u, v=v)
+    sub, ax, sel = _select_times(ds, un, vn, times)
+    lat = np.asarray(sub[ax.y].values, dtype=float)
+    lon = np.asarray(sub[ax.x].values, dtype=float)
+    ny, nx = lat.size, lon.size
+    n = min(ny, nx) if size is None else int(size)
+    if not 4 <= n <= min(ny, nx):
+        raise ParameterError(f"size must be between 4 and {min(ny, nx)}, got {size}.",
+                             fix="pass a smaller window size")
+    win = _centred_window(sub, ax, un, vn, n)
+    out: dict[str, float] = _cell_aspect_ratios(lat, lon)
+    out.update(window=int(n), n_times=int(len(sel)))
+    for k in (0, 1, 2, 4):
+        errs, fracs = _rotation_errors(win, k)
+        key = {0: "field_error_identity", 1: "field_error_rot90", 2: "field_error_rot180",
+               4: "field_error_rot360"}[k]
+        out[key] = float(np.nanmean(errs)) if errs else float("nan")
+        if k == 1:
+            out["valid_fraction_rot90"] = float(np.mean(fracs))
+    return out
+
+
+def _select_times(ds: xr.Dataset, un: str, vn: str, times):
+    """The velocity at the selected time steps, its axes (a ``_t`` dim added when there is no
+    time) and the selected indices."""
     ax = find_axes(ds[[un, vn]])
     if ax.t is not None and ax.t in ds[un].dims:
         nt = ds.sizes[ax.t]
@@ -687,19 +806,26 @@ def latlon_rotation_error(ds: xr.Dataset, u: str | None = None, v: str | None = 
             sel = np.arange(nt)[times]
         else:
             sel = np.asarray(list(times), dtype=int)
-        sub = ds[[un, vn]].isel({ax.t: sel})
-    else:
-        sub = ds[[un, vn]].expand_dims("_t")
-        ax = ax._replace(t="_t")
-        sel = np.arange(1)
+        return ds[[un, vn]].isel({ax.t: sel}), ax, sel
+    return ds[[un, vn]].expand_dims("_t"), ax._replace(t="_t"), np.arange(1)
+
+
+class _LatLonWindow(NamedTuple):
+    """A square window of the velocity, ``(time, lat, lon)`` with latitude and longitude
+    ascending (rows point north), and its coordinates in degrees."""
+
+    u: np.ndarray
+    v: np.ndarray
+    lat: np.ndarray
+    lon: np.ndarray
+
+
+def _centred_window(sub: xr.Dataset, ax, un: str, vn: str, n: int) -> _LatLonWindow:
+    """The centred ``n`` × ``n`` window of ``sub``, turned to ascending latitude / longitude
+    (the east-north frame the rotations below are written in; not the model frame)."""
     lat = np.asarray(sub[ax.y].values, dtype=float)
     lon = np.asarray(sub[ax.x].values, dtype=float)
-    ny, nx = lat.size, lon.size
-    n = min(ny, nx) if size is None else int(size)
-    if not 4 <= n <= min(ny, nx):
-        raise ParameterError(f"size must be between 4 and {min(ny, nx)}, got {size}.",
-                             fix="pass a smaller window size")
-    iy0, ix0 = (ny - n) // 2, (nx - n) // 2
+    iy0, ix0 = (lat.size - n) // 2, (lon.size - n) // 2
     win = sub.isel({ax.y: slice(iy0, iy0 + n), ax.x: slice(ix0, ix0 + n)})
     win = win.transpose(ax.t, ax.y, ax.x)
     lat_w, lon_w = lat[iy0:iy0 + n], lon[ix0:ix0 + n]
@@ -709,66 +835,78 @@ def latlon_rotation_error(ds: xr.Dataset, u: str | None = None, v: str | None = 
     if lon_w[1] < lon_w[0]:
         win = win.isel({ax.x: slice(None, None, -1)})
         lon_w = lon_w[::-1]
-    U = np.asarray(win[un].values, dtype=float)
-    V = np.asarray(win[vn].values, dtype=float)
-    # geometry over the whole domain
+    return _LatLonWindow(np.asarray(win[un].values, dtype=float),
+                         np.asarray(win[vn].values, dtype=float), lat_w, lon_w)
+
+
+def _cell_aspect_ratios(lat: np.ndarray, lon: np.ndarray) -> dict[str, float]:
+    """Geometry over the whole domain: the cell aspect ratio ``dx / dy`` and its spread."""
     coslat = np.cos(np.radians(lat))
     dlat = abs(float(np.mean(np.diff(lat))))
     dlon = abs(float(np.mean(np.diff(lon))))
     ratio = coslat * dlon / dlat
     lat_c_dom = 0.5 * (lat.min() + lat.max())
     r_c = math.cos(math.radians(lat_c_dom)) * dlon / dlat
-    out: dict[str, float] = {
+    return {
         "central_lat": float(lat_c_dom),
         "aspect_ratio_center": float(r_c),
         "aspect_ratio_min": float(ratio.min()),
         "aspect_ratio_max": float(ratio.max()),
         "aspect_ratio_spread": float((ratio.max() - ratio.min()) / r_c),
         "index_rotation_stretch": float(1.0 / r_c - 1.0),
-        "window": int(n),
-        "n_times": int(len(sel)),
     }
-    # metric rotation about the window centre
+
+
+def _metric_sources(win: _LatLonWindow, k: int):
+    """Where each grid point of the window comes from under a metric rotation by k × 90° about
+    the window centre: ``(points (lat, lon) clipped to the window, inside the window)``."""
+    lat_w, lon_w = win.lat, win.lon
     lat0 = 0.5 * (lat_w[0] + lat_w[-1])
     lon0 = 0.5 * (lon_w[0] + lon_w[-1])
     LAT, LON = np.meshgrid(lat_w, lon_w, indexing="ij")
     px = EARTH_RADIUS * np.cos(np.radians(LAT)) * np.radians(LON - lon0)
     py = EARTH_RADIUS * np.radians(LAT - lat0)
-    for k in (0, 1, 2, 4):
-        th = k * math.pi / 2
-        c, s = round(math.cos(th)), round(math.sin(th))
-        # source point R^-1 P
-        qx, qy = c * px + s * py, -s * px + c * py
-        slat = lat0 + np.degrees(qy / EARTH_RADIUS)
-        slon = lon0 + np.degrees(qx / (EARTH_RADIUS * np.cos(np.radians(slat))))
-        inside = (slat >= lat_w[0] - 1e-9) & (slat <= lat_w[-1] + 1e-9) & \
-                 (slon >= lon_w[0] - 1e-9) & (slon <= lon_w[-1] + 1e-9)
-        pts = np.stack([np.clip(slat, lat_w[0], lat_w[-1]),
-                        np.clip(slon, lon_w[0], lon_w[-1])], axis=-1)
-        errs, fracs = [], []
-        for it in range(U.shape[0]):
-            fu = RegularGridInterpolator((lat_w, lon_w), U[it], bounds_error=False)(pts)
-            fv = RegularGridInterpolator((lat_w, lon_w), V[it], bounds_error=False)(pts)
-            fu = np.where(inside, fu, np.nan)
-            fv = np.where(inside, fv, np.nan)
-            mu, mv = c * fu - s * fv, s * fu + c * fv
-            # index rotation: CCW by k*90 deg in the physical (east, north) frame; arrays are
-            # (lat ascending, lon ascending) so rows point north: rot90 on (row, col) with
-            # axes (col, row) order gives a CCW rotation in the east-north plane
-            iu = np.rot90(U[it], k=k, axes=(1, 0))
-            iv = np.rot90(V[it], k=k, axes=(1, 0))
-            ru, rv = c * iu - s * iv, s * iu + c * iv
-            ok = np.isfinite(mu) & np.isfinite(mv) & np.isfinite(ru) & np.isfinite(rv)
-            ocean = np.isfinite(U[it]) & np.isfinite(V[it])
-            fracs.append(ok.sum() / max(1, ocean.sum()))
-            if ok.sum() == 0:
-                continue
-            num = np.sqrt(np.mean((ru[ok] - mu[ok]) ** 2 + (rv[ok] - mv[ok]) ** 2))
-            den = np.sqrt(np.mean(mu[ok] ** 2 + mv[ok] ** 2))
-            errs.append(num / den if den > 0 else np.nan)
-        key = {0: "field_error_identity", 1: "field_error_rot90", 2: "field_error_rot180",
-               4: "field_error_rot360"}[k]
-        out[key] = float(np.nanmean(errs)) if errs else float("nan")
-        if k == 1:
-            out["valid_fraction_rot90"] = float(np.mean(fracs))
-    return out
+    th = k * math.pi / 2
+    c, s = round(math.cos(th)), round(math.sin(th))
+    # source point R^-1 P
+    qx, qy = c * px + s * py, -s * px + c * py
+    slat = lat0 + np.degrees(qy / EARTH_RADIUS)
+    slon = lon0 + np.degrees(qx / (EARTH_RADIUS * np.cos(np.radians(slat))))
+    inside = (slat >= lat_w[0] - 1e-9) & (slat <= lat_w[-1] + 1e-9) & \
+             (slon >= lon_w[0] - 1e-9) & (slon <= lon_w[-1] + 1e-9)
+    pts = np.stack([np.clip(slat, lat_w[0], lat_w[-1]),
+                    np.clip(slon, lon_w[0], lon_w[-1])], axis=-1)
+    return pts, inside
+
+
+def _rotation_errors(win: _LatLonWindow, k: int) -> tuple[list, list]:
+    """Per time step: ``||index - metric|| / ||metric||`` of a rotation by k × 90°, and the share
+    of ocean points where both rotations exist."""
+    from scipy.interpolate import RegularGridInterpolator
+
+    U, V, lat_w, lon_w = win
+    th = k * math.pi / 2
+    c, s = round(math.cos(th)), round(math.sin(th))
+    pts, inside = _metric_sources(win, k)
+    errs, fracs = [], []
+    for it in range(U.shape[0]):
+        fu = RegularGridInterpolator((lat_w, lon_w), U[it], bounds_error=False)(pts)
+        fv = RegularGridInterpolator((lat_w, lon_w), V[it], bounds_error=False)(pts)
+        fu = np.where(inside, fu, np.nan)
+        fv = np.where(inside, fv, np.nan)
+        mu, mv = c * fu - s * fv, s * fu + c * fv
+        # index rotation: CCW by k*90 deg in the physical (east, north) frame; arrays are
+        # (lat ascending, lon ascending) so rows point north: rot90 on (row, col) with
+        # axes (col, row) order gives a CCW rotation in the east-north plane
+        iu = np.rot90(U[it], k=k, axes=(1, 0))
+        iv = np.rot90(V[it], k=k, axes=(1, 0))
+        ru, rv = c * iu - s * iv, s * iu + c * iv
+        ok = np.isfinite(mu) & np.isfinite(mv) & np.isfinite(ru) & np.isfinite(rv)
+        ocean = np.isfinite(U[it]) & np.isfinite(V[it])
+        fracs.append(ok.sum() / max(1, ocean.sum()))
+        if ok.sum() == 0:
+            continue
+        num = np.sqrt(np.mean((ru[ok] - mu[ok]) ** 2 + (rv[ok] - mv[ok]) ** 2))
+        den = np.sqrt(np.mean(mu[ok] ** 2 + mv[ok] ** 2))
+        errs.append(num / den if den > 0 else np.nan)
+    return errs, fracs

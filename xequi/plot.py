@@ -103,11 +103,12 @@ def _pick_leads(lead: xr.DataArray, lead_times, max_default: int = 4) -> list[in
 
 def _vorticity(ds, un, vn):
     """Relative vorticity dv/dx - du/dy with the metric spacing of the grid."""
-    from xequi.diagnostics import _spatial_grid, _ureg, _cf, _units_of
+    from xequi.diagnostics import _cf, _spatial_grid, _units_of
+    from xequi.units import registry
 
     g = _spatial_grid(ds)
     xd, yd = g.axes.x, g.axes.y
-    ureg = _ureg()
+    ureg = registry()
     dimless = g.dx.dimensionality == ureg.Quantity(1, "1").dimensionality
     lu = g.dx.units if dimless else ureg.Unit("m")
     dx = float(g.dx.to(lu).magnitude) * (1 if g.x_ascending else -1)
@@ -210,46 +211,15 @@ def fields(truth: xr.Dataset, forecast: xr.Dataset, lead_times=None, variable: s
     >>> len(fig.axes) > 3
     True
     """
-    from xequi.diagnostics import _align_truth, _time_dim
-
-    for d in ("init_time", "lead_time"):
-        if d not in forecast.dims:
-            raise ParameterError(f"the forecast has no {d!r} dimension (dims "
-                                 f"{tuple(forecast.dims)}).",
-                                 fix="pass a forecast with dims (init_time, lead_time, y, x)")
-    if init_time is None:
-        fc = forecast.isel(init_time=[0])
-    else:
-        it = np.atleast_1d(np.asarray(init_time)).astype(forecast.init_time.dtype)
-        if not np.isin(it, forecast.init_time.values).all():
-            raise ParameterError(f"init_time {init_time!r} is not in the forecast.",
-                                 fix="pass one of forecast.init_time.values")
-        fc = forecast.sel(init_time=it[:1])
-    idx = _pick_leads(fc.lead_time, lead_times)
-    fc = fc.isel(lead_time=idx)
-    tdim = _time_dim(truth, None)
-    names = [n for n in truth.data_vars if n in fc.data_vars]
-    tr = _align_truth(fc, truth, tdim, "init_time", "lead_time", names)
-    fcv = fc[names].drop_vars([c for c in fc.coords if c == "valid_time"])
-    ft = _variable(tr, variable, u, v).isel(init_time=0)
-    ff = _variable(fcv, variable, u, v).isel(init_time=0)
-    err = ff - ft
     from xequi.diagnostics import _spatial
 
+    fc, idx = _one_init(forecast, init_time, lead_times)
+    ft, ff = _truth_and_forecast(truth, fc, variable, u, v)
+    err = ff - ft
     xd, yd = _spatial(ft)
     units = ft.attrs.get("units", "")
     name = ft.attrs.get("long_name", variable) if variable in ("speed", "vorticity") else variable
-    both = np.concatenate([np.asarray(ft).ravel(), np.asarray(ff).ravel()])
-    both = both[np.isfinite(both)]
-    if variable == "speed":
-        vmin, vmax = 0.0, float(both.max()) if both.size else 1.0
-        cm = cmap or "viridis"
-    else:
-        m = float(np.abs(both).max()) if both.size else 1.0
-        vmin, vmax, cm = -m, m, cmap or "RdBu_r"
-    e = np.asarray(err)
-    em = float(np.nanmax(np.abs(e))) if np.isfinite(e).any() else 1.0
-    em = em if em > 0 else 1.0
+    vmin, vmax, cm, em = _colour_limits(ft, ff, err, variable, cmap)
     ncol = len(idx)
     fig, axes = _figure(3, ncol, 3.2, 2.8)
     xs = ft[xd].values if xd in ft.coords else np.arange(ft.sizes[xd])
@@ -280,6 +250,54 @@ def fields(truth: xr.Dataset, forecast: xr.Dataset, lead_times=None, variable: s
         cb.set_label(cb_label, fontsize=8)
     fig.suptitle(f"{name}: init {init_lbl}", fontsize=10)
     return _save(fig, save)
+
+
+def _one_init(forecast: xr.Dataset, init_time, lead_times):
+    """The forecast at one initialization (default the first) and the chosen lead times, and
+    those lead times' positions."""
+    for d in ("init_time", "lead_time"):
+        if d not in forecast.dims:
+            raise ParameterError(f"the forecast has no {d!r} dimension (dims "
+                                 f"{tuple(forecast.dims)}).",
+                                 fix="pass a forecast with dims (init_time, lead_time, y, x)")
+    if init_time is None:
+        fc = forecast.isel(init_time=[0])
+    else:
+        it = np.atleast_1d(np.asarray(init_time)).astype(forecast.init_time.dtype)
+        if not np.isin(it, forecast.init_time.values).all():
+            raise ParameterError(f"init_time {init_time!r} is not in the forecast.",
+                                 fix="pass one of forecast.init_time.values")
+        fc = forecast.sel(init_time=it[:1])
+    idx = _pick_leads(fc.lead_time, lead_times)
+    return fc.isel(lead_time=idx), idx
+
+
+def _truth_and_forecast(truth: xr.Dataset, fc: xr.Dataset, variable: str, u, v):
+    """The plotted variable of the truth at the forecast's valid times, and of the forecast."""
+    from xequi.diagnostics import _align_truth, _time_dim
+
+    tdim = _time_dim(truth, None)
+    names = [n for n in truth.data_vars if n in fc.data_vars]
+    tr = _align_truth(fc, truth, tdim, "init_time", "lead_time", names)
+    fcv = fc[names].drop_vars([c for c in fc.coords if c == "valid_time"])
+    return (_variable(tr, variable, u, v).isel(init_time=0),
+            _variable(fcv, variable, u, v).isel(init_time=0))
+
+
+def _colour_limits(ft, ff, err, variable: str, cmap):
+    """``(vmin, vmax, cmap)`` shared by truth and forecast, and the symmetric error limit."""
+    both = np.concatenate([np.asarray(ft).ravel(), np.asarray(ff).ravel()])
+    both = both[np.isfinite(both)]
+    if variable == "speed":
+        vmin, vmax = 0.0, float(both.max()) if both.size else 1.0
+        cm = cmap or "viridis"
+    else:
+        m = float(np.abs(both).max()) if both.size else 1.0
+        vmin, vmax, cm = -m, m, cmap or "RdBu_r"
+    e = np.asarray(err)
+    em = float(np.nanmax(np.abs(e))) if np.isfinite(e).any() else 1.0
+    em = em if em > 0 else 1.0
+    return vmin, vmax, cm, em
 
 
 def _as_dict(obj, what: str) -> dict:

@@ -42,7 +42,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from numbers import Integral
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import xarray as xr
@@ -299,6 +299,35 @@ def _named_dims(data, dims, roles: tuple[str, ...]) -> tuple:
     return dims
 
 
+def _domain(data, dims) -> tuple[tuple[int, int], tuple, dict | None]:
+    """``(shape, dims, source)`` of the spatial domain: from a DataArray (its dims, coords, attrs
+    and name kept for :func:`stitch`) or from a shape (source None)."""
+    template = None
+    if isinstance(data, xr.DataArray):
+        dims = _named_dims(data, dims, ("y", "x"))
+        shape = (int(data.sizes[dims[0]]), int(data.sizes[dims[1]]))
+        template = {"dims": tuple(data.dims), "shape": tuple(data.shape),
+                    "coords": data.coords.to_dataset(), "attrs": dict(data.attrs),
+                    "name": data.name}
+    elif isinstance(data, xr.Dataset):
+        raise ParameterError("plan_windows takes a DataArray in the model frame, got a Dataset.",
+                             fix="convert with xequi.fields.to_model_frame(ds) first")
+    else:
+        try:
+            shape = tuple(int(v) for v in data)[-2:]
+        except TypeError:
+            raise ParameterError(f"data must be a DataArray or a shape, got {type(data).__name__}.",
+                                 fix="pass the DataArray or its (ny, nx) shape") from None
+        if len(shape) != 2:
+            raise ParameterError(f"shape must have at least two entries, got {data!r}.",
+                                 fix="pass (ny, nx)")
+        dims = ("y", "x") if dims is None else tuple(dims)
+    if any(n < 1 for n in shape):
+        raise GridError(f"domain shape {dict(zip(dims, shape))} has an empty spatial dimension.",
+                        fix="pass data with at least one cell along each spatial dim")
+    return shape, dims, template
+
+
 def plan_windows(data, window=(64, 64), overlap=None, *, periodic=False, pad: bool = True,
                  mode: str = "crop", dims=None) -> WindowSpec:
     """Plan windows covering a whole 2-D domain, symmetric under reflection of each axis.
@@ -350,30 +379,7 @@ def plan_windows(data, window=(64, 64), overlap=None, *, periodic=False, pad: bo
     if mode not in _MODES:
         raise ParameterError(f"mode must be one of {_MODES}, got {mode!r}.",
                              fix='pass mode="crop" (exact) or mode="blend" (tapered average)')
-    template = None
-    if isinstance(data, xr.DataArray):
-        dims = _named_dims(data, dims, ("y", "x"))
-        shape = (int(data.sizes[dims[0]]), int(data.sizes[dims[1]]))
-        template = {"dims": tuple(data.dims), "shape": tuple(data.shape),
-                    "coords": data.coords.to_dataset(), "attrs": dict(data.attrs),
-                    "name": data.name}
-    elif isinstance(data, xr.Dataset):
-        raise ParameterError("plan_windows takes a DataArray in the model frame, got a Dataset.",
-                             fix="convert with xequi.fields.to_model_frame(ds) first")
-    else:
-        try:
-            shape = tuple(int(v) for v in data)[-2:]
-        except TypeError:
-            raise ParameterError(f"data must be a DataArray or a shape, got {type(data).__name__}.",
-                                 fix="pass the DataArray or its (ny, nx) shape") from None
-        if len(shape) != 2:
-            raise ParameterError(f"shape must have at least two entries, got {data!r}.",
-                                 fix="pass (ny, nx)")
-        dims = ("y", "x") if dims is None else tuple(dims)
-    if any(n < 1 for n in shape):
-        raise GridError(f"domain shape {dict(zip(dims, shape))} has an empty spatial dimension.",
-                        fix="pass data with at least one cell along each spatial dim")
-
+    shape, dims, template = _domain(data, dims)
     window = _pair(window, "window", dims)
     for d, w in zip(dims, window):
         if w < 1:
@@ -626,50 +632,98 @@ def stitch(outputs, spec: WindowSpec, *, dims: Sequence[Hashable] | None = None,
     >>> out.dims, bool((out == da * 2 + 1).all())
     (('time', 'channel', 'y', 'x'), True)
     """
-    if hasattr(outputs, "shape"):
-        pairs: Iterable = [(outputs, np.arange(spec.n_windows))]
-        arr_shape = tuple(outputs.shape)
-        if len(arr_shape) < 3 or arr_shape[0] != spec.n_windows:
-            raise ParameterError(f"outputs have shape {arr_shape}; expected ({spec.n_windows}, "
-                                 f"..., {spec.window[0]}, {spec.window[1]}) -- one entry per "
-                                 "window.",
-                                 fix="pass the model's output for every window, in window order")
-    else:
-        pairs = outputs
+    pairs = _window_pairs(outputs, spec)
+    acc, lead_shape, out_dtype = _accumulate_windows(pairs, spec)
+    result = acc.astype(out_dtype, copy=False)
+    if spec.source is None:
+        return result
+    return _label_like_source(result, spec, lead_shape, dims, name)
 
-    ny, nx = spec.shape
+
+def _window_pairs(outputs, spec: WindowSpec) -> Iterable:
+    """``outputs`` as an iterable of ``(batch, window_indices)`` pairs (one array: all windows)."""
+    if not hasattr(outputs, "shape"):
+        return outputs
+    arr_shape = tuple(outputs.shape)
+    if len(arr_shape) < 3 or arr_shape[0] != spec.n_windows:
+        raise ParameterError(f"outputs have shape {arr_shape}; expected ({spec.n_windows}, "
+                             f"..., {spec.window[0]}, {spec.window[1]}) -- one entry per "
+                             "window.",
+                             fix="pass the model's output for every window, in window order")
+    return [(outputs, np.arange(spec.n_windows))]
+
+
+def _checked_batch(pair, spec: WindowSpec) -> tuple[np.ndarray, np.ndarray]:
+    """One ``(batch, window_indices)`` pair as numpy, its structure checked."""
     wy, wx = spec.window
-    starts_y, lo_y, hi_y, wts_y = spec._axis_weights(0)
-    starts_x, lo_x, hi_x, wts_x = spec._axis_weights(1)
-    row_of = {int(a): j for j, a in enumerate(starts_y)}
-    col_of = {int(a): j for j, a in enumerate(starts_x)}
+    try:
+        batch, idx = pair
+    except (TypeError, ValueError):
+        raise ParameterError("outputs must be one array of all windows or an iterable of "
+                             "(batch, window_indices) pairs.",
+                             fix="pass stitch(((model(b), i) for b, i in iter_windows(...)), "
+                                 "spec)") from None
+    batch = _to_numpy(batch)
+    idx = _to_numpy(idx)
+    if idx.ndim > 1 or not np.issubdtype(idx.dtype, np.integer):
+        raise ParameterError(f"window indices must be a 1-D integer array, got shape "
+                             f"{idx.shape} of {idx.dtype}: outputs must be one array of "
+                             "all windows or an iterable of (batch, window_indices) pairs.",
+                             fix="pass stitch(((model(b), i) for b, i in iter_windows(...)), "
+                                 "spec)")
+    idx = idx.astype(np.int64).reshape(-1)
+    if batch.ndim < 3 or tuple(batch.shape[-2:]) != (wy, wx) or batch.shape[0] != len(idx):
+        raise ParameterError(f"a batch of outputs has shape {batch.shape} for {len(idx)} "
+                             f"windows; expected ({len(idx)}, ..., {wy}, {wx}).",
+                             fix="the model must return one window of the input's size per "
+                                 "input window")
+    return batch, idx
 
+
+class _AxisKeep(NamedTuple):
+    """Along one axis, per window position: the kept part ``[lo, hi)`` and its weights."""
+
+    position: dict  # window start -> position along the axis
+    lo: Any
+    hi: Any
+    weights: Any
+
+    @classmethod
+    def of(cls, spec: WindowSpec, axis: int) -> "_AxisKeep":
+        starts, lo, hi, wts = spec._axis_weights(axis)
+        return cls({int(a): j for j, a in enumerate(starts)}, lo, hi, wts)
+
+
+def _add_window(acc: np.ndarray, window: np.ndarray, start_y: int, start_x: int,
+                keep_y: _AxisKeep, keep_x: _AxisKeep) -> None:
+    """Add the kept (cropped or tapered) part of one window, placed at its start, into ``acc``."""
+    jy, jx = keep_y.position[int(start_y)], keep_x.position[int(start_x)]
+    a0, a1, b0, b1 = keep_y.lo[jy], keep_y.hi[jy], keep_x.lo[jx], keep_x.hi[jx]
+    if a1 <= a0 or b1 <= b0:
+        return
+    y0, x0 = start_y + a0, start_x + b0
+    weight = keep_y.weights[jy][:, None] * keep_x.weights[jx][None, :]
+    piece = window[..., a0:a1, b0:b1]
+    target = acc[..., y0:y0 + (a1 - a0), x0:x0 + (b1 - b0)]
+    if np.all(weight == 1.0):
+        target += piece
+    else:
+        target += piece * weight
+
+
+def _accumulate_windows(pairs: Iterable, spec: WindowSpec):
+    """Sum every window's kept part into a float64 domain array; check all windows came.
+
+    Returns ``(acc, leading shape, output dtype)``.
+    """
+    ny, nx = spec.shape
+    keep_y, keep_x = _AxisKeep.of(spec, 0), _AxisKeep.of(spec, 1)
     acc = None
     seen = np.zeros(spec.n_windows, dtype=bool)
     out_dtype = None
     lead_shape = None
     for pair in pairs:
-        try:
-            batch, idx = pair
-        except (TypeError, ValueError):
-            raise ParameterError("outputs must be one array of all windows or an iterable of "
-                                 "(batch, window_indices) pairs.",
-                                 fix="pass stitch(((model(b), i) for b, i in iter_windows(...)), "
-                                     "spec)") from None
-        batch = _to_numpy(batch)
-        idx = _to_numpy(idx)
-        if idx.ndim > 1 or not np.issubdtype(idx.dtype, np.integer):
-            raise ParameterError(f"window indices must be a 1-D integer array, got shape "
-                                 f"{idx.shape} of {idx.dtype}: outputs must be one array of "
-                                 "all windows or an iterable of (batch, window_indices) pairs.",
-                                 fix="pass stitch(((model(b), i) for b, i in iter_windows(...)), "
-                                     "spec)")
-        idx = idx.astype(np.int64).reshape(-1)
-        if batch.ndim < 3 or tuple(batch.shape[-2:]) != (wy, wx) or batch.shape[0] != len(idx):
-            raise ParameterError(f"a batch of outputs has shape {batch.shape} for {len(idx)} "
-                                 f"windows; expected ({len(idx)}, ..., {wy}, {wx}).",
-                                 fix="the model must return one window of the input's size per "
-                                     "input window")
+        batch, idx = _checked_batch(pair, spec)
         if acc is None:
             lead_shape = batch.shape[1:-2]
             out_dtype = batch.dtype if np.issubdtype(batch.dtype, np.floating) else np.float64
@@ -682,26 +736,18 @@ def stitch(outputs, spec: WindowSpec, *, dims: Sequence[Hashable] | None = None,
                                  fix="pass the indices yielded by iter_windows")
         seen[idx] = True
         for b, i in enumerate(idx):
-            jy, jx = row_of[int(spec.starts_y[i])], col_of[int(spec.starts_x[i])]
-            a0, a1, b0, b1 = lo_y[jy], hi_y[jy], lo_x[jx], hi_x[jx]
-            if a1 <= a0 or b1 <= b0:
-                continue
-            y0, x0 = spec.starts_y[i] + a0, spec.starts_x[i] + b0
-            weight = wts_y[jy][:, None] * wts_x[jx][None, :]
-            piece = batch[b, ..., a0:a1, b0:b1]
-            target = acc[..., y0:y0 + (a1 - a0), x0:x0 + (b1 - b0)]
-            if np.all(weight == 1.0):
-                target += piece
-            else:
-                target += piece * weight
+            _add_window(acc, batch[b], spec.starts_y[i], spec.starts_x[i], keep_y, keep_x)
     if acc is None or not seen.all():
         missing = np.nonzero(~seen)[0][:5].tolist()
         raise ParameterError(f"no output for windows {missing} (of {spec.n_windows}).",
                              fix="pass outputs for every window yielded by iter_windows")
-    result = acc.astype(out_dtype, copy=False)
+    return acc, lead_shape, out_dtype
 
-    if spec.source is None:
-        return result
+
+def _label_like_source(result: np.ndarray, spec: WindowSpec, lead_shape: tuple, dims,
+                       name) -> xr.DataArray:
+    """The stitched array as a DataArray with the planned-from input's dims, coords and attrs."""
+    ny, nx = spec.shape
     t = spec.source
     in_dims = t["dims"]
     in_sizes = dict(zip(in_dims, t["shape"]))

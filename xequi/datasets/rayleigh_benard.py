@@ -533,40 +533,65 @@ def _physical_scales(physical: Any, Ra, Pr):
 # dataset assembly
 
 
+class _Scales(NamedTuple):
+    """What one non-dimensional unit is in the output (all 1, offset 0, when non-dimensional)."""
+
+    dimensional: bool
+    length: float
+    velocity: float
+    time: float
+    temperature: float
+    temperature_offset: float
+
+    @classmethod
+    def of(cls, scales: dict | None) -> "_Scales":
+        if scales is None:
+            return cls(False, 1.0, 1.0, 1.0, 1.0, 0.0)
+        return cls(True, scales["length"], scales["velocity"], scales["time"],
+                   scales["temperature"], scales["temperature_offset"])
+
+
 def _build_dataset(p: _Params, data, times, stats, scales, physical_vals, preset_label: str,
                    elapsed: float) -> xr.Dataset:
-    dim = scales is not None
-    L = scales["length"] if dim else 1.0
-    U = scales["velocity"] if dim else 1.0
-    tau = scales["time"] if dim else 1.0
-    dT = scales["temperature"] if dim else 1.0
-    T0 = scales["temperature_offset"] if dim else 0.0
+    sc = _Scales.of(scales)
+    ds = xr.Dataset(_output_variables(data, sc), coords=_output_coords(p, times, sc))
+    ds.attrs.update(_output_attrs(p, stats, sc, physical_vals, preset_label, elapsed))
+    return ds
+
+
+def _output_coords(p: _Params, times, sc: _Scales) -> dict:
+    """time, y (cell centres, walls excluded) and x (periodic) with CF attrs."""
     dy = 1.0 / p.ny
     x = (np.arange(p.nx) * p.refine + (p.refine - 1) / 2.0) * (p.aspect / p.nx_sim)
     y = (np.arange(p.ny) + 0.5) * dy
-    lu = "m" if dim else "1"
-    vu = "m s-1" if dim else "1"
-    tu = "s" if dim else "1"
-    Tu = "K" if dim else "1"
-    coords = {
-        "time": ("time", times * tau, dict(
+    lu = "m" if sc.dimensional else "1"
+    tu = "s" if sc.dimensional else "1"
+    return {
+        "time": ("time", times * sc.time, dict(
             standard_name="time", long_name="time since the start of the simulation",
             units=tu, axis="T")),
-        "y": ("y", (y * L), dict(
+        "y": ("y", (y * sc.length), dict(
             standard_name="height", long_name="height above the bottom plate", units=lu,
             axis="Y", positive="up",
             comment="cell centres; the walls (y=0 and y=depth) are not grid points of the output")),
-        "x": ("x", (x * L), dict(
+        "x": ("x", (x * sc.length), dict(
             standard_name="projection_x_coordinate", long_name="horizontal position (periodic)",
             units=lu, axis="X", comment="periodic in x with period aspect * depth")),
     }
+
+
+def _output_variables(data, sc: _Scales) -> dict:
+    """u, v (float32) and the temperature (absolute in K when dimensional) with CF attrs."""
+    dim = sc.dimensional
+    vu = "m s-1" if dim else "1"
+    Tu = "K" if dim else "1"
     u_attrs = dict(standard_name="sea_water_x_velocity", long_name="horizontal velocity (along x)",
                    units=vu)
     v_attrs = dict(standard_name="sea_water_y_velocity",
                    long_name="vertical (upward) velocity, along y", units=vu)
     if dim:
         T_attrs = dict(standard_name="sea_water_temperature", long_name="temperature", units=Tu)
-        T_data = data[2].astype(np.float64) * dT + T0
+        T_data = data[2].astype(np.float64) * sc.temperature + sc.temperature_offset
     else:
         T_attrs = dict(long_name="temperature deviation from the mean plate temperature, "
                                  "non-dimensional (in units of the plate temperature difference)",
@@ -575,17 +600,20 @@ def _build_dataset(p: _Params, data, times, stats, scales, physical_vals, preset
     if not dim:
         u_attrs["comment"] = v_attrs["comment"] = "in units of the free-fall velocity sqrt(g alpha dT H)"
     dims = ("time", "y", "x")
-    ds = xr.Dataset(
-        {
-            "u": (dims, (data[0] * U).astype(np.float32), u_attrs),
-            "v": (dims, (data[1] * U).astype(np.float32), v_attrs),
-            # absolute temperatures in K need float64: a small delta_T on ~293 K would lose
-            # its resolution in float32
-            "temperature": (dims, np.asarray(T_data, dtype=np.float64 if dim else np.float32),
-                            T_attrs),
-        },
-        coords=coords,
-    )
+    return {
+        "u": (dims, (data[0] * sc.velocity).astype(np.float32), u_attrs),
+        "v": (dims, (data[1] * sc.velocity).astype(np.float32), v_attrs),
+        # absolute temperatures in K need float64: a small delta_T on ~293 K would lose
+        # its resolution in float32
+        "temperature": (dims, np.asarray(T_data, dtype=np.float64 if dim else np.float32),
+                        T_attrs),
+    }
+
+
+def _output_attrs(p: _Params, stats, sc: _Scales, physical_vals, preset_label: str,
+                  elapsed: float) -> dict:
+    """Global attrs: provenance, parameters, run statistics, scales (and physical inputs)."""
+    L, U, tau, dT, T0 = sc.length, sc.velocity, sc.time, sc.temperature, sc.temperature_offset
     attrs = dict(
         title="Two-dimensional Rayleigh–Bénard convection",
         source=f"xequi Rayleigh–Bénard simulator (xequi {__version__}): {METHOD}",
@@ -609,7 +637,7 @@ def _build_dataset(p: _Params, data, times, stats, scales, physical_vals, preset
         boundary_conditions="no-slip, fixed temperature plates (bottom hot, top cold); periodic in x",
         nondimensionalization="free-fall: length H, velocity sqrt(g alpha dT H), time H/U, "
                               "temperature dT; nu = sqrt(Pr/Ra), kappa = 1/sqrt(Ra Pr)",
-        dimensional=int(dim),
+        dimensional=int(sc.dimensional),
         length_scale=L, velocity_scale=U, time_scale=tau, temperature_scale=dT,
         temperature_offset=T0,
         temperature_bottom=T0 + 0.5 * dT, temperature_top=T0 - 0.5 * dT,
@@ -617,8 +645,7 @@ def _build_dataset(p: _Params, data, times, stats, scales, physical_vals, preset
     if physical_vals is not None:
         for k, val in physical_vals.items():
             attrs[f"physical_{k}"] = val
-    ds.attrs.update(attrs)
-    return ds
+    return attrs
 
 
 def rayleigh_benard(
