@@ -86,11 +86,24 @@ RBC_MODELS = ("resnet", "unet", "resnet+aug", "um-resnet", "um-unet", "mag-resne
 QG_MODELS = ("resnet", "rot-resnet", "um-resnet", "mag-resnet", "um-mag-rot-resnet")
 RBC_SETS = ("original", "um", "mag", "rot", "scale")
 QG_SETS = ("future", "um", "mag", "rot", "new_domain")
-SET_KIND = {"um": "uniform_motion", "mag": "magnitude", "rot": "rot90", "scale": "scale"}
-#: symmetric test set of each equivariant family (for the findings)
-OWN_SET = {"um-resnet": ("um",), "um-unet": ("um",), "mag-resnet": ("mag",), "mag-unet": ("mag",),
-           "rot-resnet": ("rot",), "rot-unet": ("rot",), "scale-resnet": ("scale",),
-           "scale-unet": ("scale",), "um-mag-rot-resnet": ("um", "mag", "rot")}
+
+
+def set_kind(name: str):
+    """The symmetry kind of a test set named by a kind or alias (``"um"``, ``"rot"``, ``"scale"``
+    ...; :mod:`xequi.symmetry`'s registry), None for the untransformed sets."""
+    from xequi import symmetry
+
+    return symmetry.KINDS.get(name)
+
+
+def own_sets(model: str, sets) -> tuple:
+    """The transformed test sets whose symmetry the registered model claims (for the findings)."""
+    from xequi.models.registry import REGISTRY
+
+    claimed = REGISTRY[model]["symmetries"] if model in REGISTRY else ()
+    return tuple(s for s in sets if set_kind(s) is not None and set_kind(s) in claimed)
+
+
 #: relative cost of one training batch (measured on CPU, 1 thread, t_in 4, small widths;
 #: resnet = 1): used only for the printed runtime estimate
 REL_COST = {"resnet": 1.0, "unet": 0.85, "resnet+aug": 1.05, "um-resnet": 1.05, "um-unet": 0.95,
@@ -261,15 +274,10 @@ def build_test_set(a, ds, samples, kind, u_rms, rng):
         seg = ds.isel(time=slice(s, s + L), y=slice(j * T, (j + 1) * T), x=slice(i * T, (i + 1) * T))
         seg = _local(seg, T, dx, dy)
         p = {}
-        if kind == "rot90":
-            p = {"k": int(rng.integers(1, 4))}
-        elif kind == "uniform_motion":
-            p = symmetry.random_params(kind, rng, velocity_scale=u_rms)
-        elif kind == "magnitude":
-            p = symmetry.random_params(kind, rng, lam_min=0.05)
-        elif kind == "scale":
-            p = symmetry.random_params(kind, rng, scale_range=(0.5, 1.0))
         if kind is not None:
+            # the registry's test-set element (rot90: k in {1, 2, 3}, every sample rotated)
+            p = symmetry.test_params(kind, rng, velocity_scale=u_rms, lam_min=0.05,
+                                     scale_range=(0.5, 1.0))
             seg = seg.equi.transform(kind, **p)
             seg = _local(seg, T, dx, dy)  # rot90 of a square tile keeps the coords; be explicit
         segs.append(seg)
@@ -363,9 +371,8 @@ def _fmt(vals, digits=4):
     return f"{np.mean(vals):.{digits}g} ± {np.std(vals, ddof=1):.2g}"
 
 
-def write_outputs(a, results, meta, sets):
-    a.out.mkdir(parents=True, exist_ok=True)
-    stem = "generalization" if a.data == "rbc" else "generalization_ocean"
+def write_csv(path, a, results, sets) -> None:
+    """One CSV row per model, seed and test set."""
     rows = []
     for r in results:
         for s in sets:
@@ -375,23 +382,14 @@ def write_outputs(a, results, meta, sets):
                              best_epoch=r["best_epoch"], epochs_run=r["epochs_run"],
                              train_seconds=round(r["train_seconds"], 1),
                              eval_seconds=round(r["eval_seconds"], 1)))
-    with open(a.out / f"{stem}.csv", "w", newline="") as f:
+    with open(path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
 
-    by = {}
-    for r in results:
-        by.setdefault(r["model"], []).append(r)
-    models = [m for m in a.models if m in by]
 
-    def vals(model, s, key):
-        return [r["metrics"][s][key] for r in by.get(model, [])]
-
-    def mean(model, s, key="rmse"):
-        v = vals(model, s, key)
-        return float(np.mean(v)) if v else None
-
+def header_lines(a, meta) -> list[str]:
+    """The report's title and the list of settings (data, split, training, test, seeds)."""
     L = []
     title = "Rayleigh–Bénard" if a.data == "rbc" else "QG ocean-like data"
     L.append(f"# Generalization experiment ({title})\n")
@@ -426,6 +424,27 @@ def write_outputs(a, results, meta, sets):
              "grid points and both components, in the data's velocity units. ESE: the paper's "
              "energy spectrum error (RMSE of log10 TKE spectra, test-set-mean log spectra), "
              "`xequi.diagnostics.evaluate(metrics=('rmse', 'ese'))`.\n")
+    return L
+
+
+def write_outputs(a, results, meta, sets):
+    a.out.mkdir(parents=True, exist_ok=True)
+    stem = "generalization" if a.data == "rbc" else "generalization_ocean"
+    write_csv(a.out / f"{stem}.csv", a, results, sets)
+
+    by = {}
+    for r in results:
+        by.setdefault(r["model"], []).append(r)
+    models = [m for m in a.models if m in by]
+
+    def vals(model, s, key):
+        return [r["metrics"][s][key] for r in by.get(model, [])]
+
+    def mean(model, s, key="rmse"):
+        v = vals(model, s, key)
+        return float(np.mean(v)) if v else None
+
+    L = header_lines(a, meta)
     for key, label in (("rmse", "RMSE"), ("ese", "ESE")):
         L.append(f"## {label}\n")
         L.append("| model | params | MMAC / tile | " + " | ".join(sets) + " |")
@@ -463,7 +482,7 @@ def findings(a, by, models, sets, orig, mean, truth_rms):
     out = []
     tol = 0.05
     for m in models:
-        own = [s for s in OWN_SET.get(m, ()) if s in sets]
+        own = own_sets(m, sets)
         for s in own:
             ro, rs = mean(m, orig), mean(m, s)
             if ro is None or rs is None:
@@ -490,8 +509,8 @@ def findings(a, by, models, sets, orig, mean, truth_rms):
         if ro is None:
             continue
         parts = []
-        for s in ("um", "mag", "rot", "scale"):
-            if s in sets and mean(base, s) is not None:
+        for s in sets:
+            if set_kind(s) and mean(base, s) is not None:
                 ratio = mean(base, s) / ro
                 parts.append(f"`{s}` {ratio:.2f}x ({'>=' if ratio >= 1.5 else '<'} 1.5x)")
         exp = [r.get("mag_expected_rmse") for r in by[base] if r.get("mag_expected_rmse")]
@@ -501,23 +520,7 @@ def findings(a, by, models, sets, orig, mean, truth_rms):
         if parts:
             out.append(f"- plain `{base}` RMSE relative to `{orig}`: " + ", ".join(parts) + ".")
     if "resnet+aug" in by and "resnet" in by:
-        ra, rp = mean("resnet+aug", orig), mean("resnet", orig)
-        parts = []
-        for s in ("um", "mag", "rot", "scale"):
-            if s in sets:
-                ga, gp = mean("resnet+aug", s) / ra, mean("resnet", s) / rp
-                parts.append(f"`{s}` {ga:.2f}x (plain {gp:.2f}x; RMSE {mean('resnet+aug', s):.4g} "
-                             f"vs {mean('resnet', s):.4g})")
-        gaps = [s for s in ("um", "mag", "rot", "scale") if s in sets
-                and mean("resnet", s) / rp > 1 + tol]
-        closes = [s for s in gaps if mean("resnet+aug", s) / ra <= 1 + tol]
-        out.append("- augmentation (`resnet+aug`), RMSE on each set relative to its own "
-                   f"`{orig}` RMSE: " + ", ".join(parts) + ". Sets where the plain ResNet has a "
-                   "gap (> 5%): " + (", ".join(f"`{s}`" for s in gaps) if gaps else "none")
-                   + "; closed by augmentation (within 5%): "
-                   + (", ".join(f"`{s}`" for s in closes) if closes else "none")
-                   + f". Cost on `{orig}`: RMSE {ra:.4g} vs {rp:.4g} for the plain ResNet "
-                     f"({(ra / rp - 1) * 100:+.1f}%).")
+        out.append(augmentation_finding(sets, orig, mean, tol))
     if "new_domain" in sets:
         rel = truth_rms["new_domain"] / truth_rms[orig]
         parts = [f"`{m}` {mean(m, 'new_domain') / mean(m, orig):.2f}x "
@@ -527,7 +530,7 @@ def findings(a, by, models, sets, orig, mean, truth_rms):
                    f"{rel:.2f}x that of the future-time test): " + ", ".join(parts) + ".")
     worse = []
     for m in models:
-        if m in OWN_SET:
+        if own_sets(m, sets):
             base = "unet" if m.endswith("unet") else "resnet"
             if base in by and mean(m, orig) is not None and mean(m, orig) > mean(base, orig):
                 worse.append(f"`{m}` ({mean(m, orig):.4g} vs `{base}` {mean(base, orig):.4g}, "
@@ -543,6 +546,27 @@ def findings(a, by, models, sets, orig, mean, truth_rms):
                    "Rot-equivariant model's error on `rot` nevertheless equals its error on the "
                    "unrotated samples (RMSE is rotation-invariant), which is what the ratio tests.")
     return out
+
+
+def augmentation_finding(sets, orig, mean, tol) -> str:
+    """How far augmentation (``resnet+aug``) closes the plain ResNet's gaps on the sets."""
+    ra, rp = mean("resnet+aug", orig), mean("resnet", orig)
+    parts = []
+    for s in sets:
+        if set_kind(s):
+            ga, gp = mean("resnet+aug", s) / ra, mean("resnet", s) / rp
+            parts.append(f"`{s}` {ga:.2f}x (plain {gp:.2f}x; RMSE {mean('resnet+aug', s):.4g} "
+                         f"vs {mean('resnet', s):.4g})")
+    gaps = [s for s in sets if set_kind(s)
+            and mean("resnet", s) / rp > 1 + tol]
+    closes = [s for s in gaps if mean("resnet+aug", s) / ra <= 1 + tol]
+    return ("- augmentation (`resnet+aug`), RMSE on each set relative to its own "
+            f"`{orig}` RMSE: " + ", ".join(parts) + ". Sets where the plain ResNet has a "
+            "gap (> 5%): " + (", ".join(f"`{s}`" for s in gaps) if gaps else "none")
+            + "; closed by augmentation (within 5%): "
+            + (", ".join(f"`{s}`" for s in closes) if closes else "none")
+            + f". Cost on `{orig}`: RMSE {ra:.4g} vs {rp:.4g} for the plain ResNet "
+              f"({(ra / rp - 1) * 100:+.1f}%).")
 
 
 def figures(a, test_sets, models_loaded):
@@ -617,16 +641,7 @@ def main(argv=None) -> int:
         f"fit on {sp['fit_range']} (val fraction {sp['val_fraction']:.3f}); u_rms {u_rms:.4g}")
 
     # ---- test sets (the same for all models and seeds) --------------------------------------
-    rng = np.random.default_rng(TEST_SEED)
-    samples = test_samples(a, ds, sp["test"], a.test_inits)
-    sets = RBC_SETS if a.data == "rbc" else QG_SETS
-    test_sets = {}
-    for s in sets:
-        if s == "new_domain":
-            ns = test_samples(a, new, range(0, new.sizes["time"]), a.test_inits)
-            test_sets[s] = build_test_set(a, new, ns, None, u_rms, rng)
-        else:
-            test_sets[s] = build_test_set(a, ds, samples, SET_KIND.get(s), u_rms, rng)
+    sets, test_sets, samples = build_test_sets(a, ds, new, sp, u_rms)
     n_inits = len(samples) // n_tiles
     log(f"test sets {list(sets)}: {len(samples)} samples each ({n_inits} init times x {n_tiles} tiles)")
 
@@ -644,38 +659,12 @@ def main(argv=None) -> int:
                 results.append(r)
                 continue
         log(f"{name} seed {seed}: training ({n_job + 1}/{len(jobs)})")
-        model, hist, t_train = train(a, ds, sp, name, seed, dev)
-        params, macs = cost(model, a, dev)
-        t0 = time.perf_counter()
-        metrics = {}
-        for s, (ds_t, inits, prm) in test_sets.items():
-            rmse, ese, mse_i, _ = score(model, ds_t, inits, a.steps, dev)
-            metrics[s] = {"rmse": rmse, "ese": ese}
-            metrics[s]["_mse_i"] = mse_i
-        t_eval = time.perf_counter() - t0
-        # what an exactly Mag-equivariant model would score on the Mag set: errors times lambda
-        mag_exp = None
-        if "mag" in metrics:
-            lam = np.array([p["lam"] for p in test_sets["mag"][2]])
-            mag_exp = float(np.sqrt(np.mean(lam ** 2 * np.array(metrics[sets[0]]["_mse_i"]))))
-        for s in metrics:
-            metrics[s].pop("_mse_i")
-        n_ep = len(hist["epoch"])
-        off = sp["fit_range"].start
-        tr_i, va_i = model.card["training"]["train_time_index"], model.card["training"]["val_time_index"]
-        r = dict(config=cfg, model=name, seed=seed, params=params, macs=macs,
-                 fit_train_frames=[off + tr_i[0], off + tr_i[1] - 1],
-                 fit_val_frames=[off + va_i[0], off + va_i[1] - 1],
-                 train_samples=model.card["training"]["train_samples"],
-                 val_samples=model.card["training"]["val_samples"],
-                 best_epoch=hist["best_epoch"], best_val_loss=hist["best_val_loss"],
-                 epochs_run=n_ep, stopped_early=hist["stopped_early"],
-                 train_seconds=t_train, eval_seconds=t_eval, metrics=metrics,
-                 mag_expected_rmse=mag_exp, history={k: hist[k] for k in ("train_loss", "val_loss")})
+        r = run_job(a, ds, sp, test_sets, sets, name, seed, dev, cfg)
         tmp = rpath.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(r, indent=1))
         os.replace(tmp, rpath)
         results.append(r)
+        n_ep, t_train, t_eval, metrics = r["epochs_run"], r["train_seconds"], r["eval_seconds"], r["metrics"]
         # runtime estimate from the measured epochs (relative batch costs of REL_COST)
         if n_ep:
             done_cost += REL_COST.get(name, 1.0) * n_ep
@@ -688,17 +677,7 @@ def main(argv=None) -> int:
                 f"training at most ~{est / 60:.0f} min (+ evaluation)")
 
     # ---- figures and report --------------------------------------------------------------------
-    figs = []
-    if not a.no_figures:
-        from xequi.checkpoint import load_model
-
-        pref = ("resnet", "um-mag-rot-resnet", "rot-resnet", "resnet+aug")
-        fig_models = list(dict.fromkeys([m for m in pref if m in a.models] + list(a.models)))
-        fig_models = fig_models[:1 if a.quick else 2]  # quick: one model's figures only
-        loaded = {m: load_model(a.work / "checkpoints" / f"{m}-seed0" / "best.xequi")
-                  for m in fig_models}
-        a.out.mkdir(parents=True, exist_ok=True)
-        figs = figures(a, test_sets, loaded)
+    figs = [] if a.no_figures else report_figures(a, test_sets)
     truth_rms = {s: float(np.sqrt(float((v[0].u ** 2 + v[0].v ** 2).mean())))
                  for s, v in test_sets.items()}
     r0 = results[0]
@@ -715,6 +694,67 @@ def main(argv=None) -> int:
     md, csv_path = write_outputs(a, results, meta, list(sets))
     log(f"wrote {md}, {csv_path} and {len(figs)} figures in {(time.perf_counter() - t_start) / 60:.1f} min")
     return 0
+
+
+def build_test_sets(a, ds, new, sp, u_rms):
+    """(set names, {set: build_test_set(...)}, the test samples): the same for every model and
+    seed, drawn from one generator seeded with TEST_SEED."""
+    rng = np.random.default_rng(TEST_SEED)
+    samples = test_samples(a, ds, sp["test"], a.test_inits)
+    sets = RBC_SETS if a.data == "rbc" else QG_SETS
+    test_sets = {}
+    for s in sets:
+        if s == "new_domain":
+            ns = test_samples(a, new, range(0, new.sizes["time"]), a.test_inits)
+            test_sets[s] = build_test_set(a, new, ns, None, u_rms, rng)
+        else:
+            test_sets[s] = build_test_set(a, ds, samples, set_kind(s), u_rms, rng)
+    return sets, test_sets, samples
+
+
+def run_job(a, ds, sp, test_sets, sets, name, seed, dev, cfg) -> dict:
+    """Train one model with one seed and score it on every test set: its result record."""
+    model, hist, t_train = train(a, ds, sp, name, seed, dev)
+    params, macs = cost(model, a, dev)
+    t0 = time.perf_counter()
+    metrics = {}
+    for s, (ds_t, inits, prm) in test_sets.items():
+        rmse, ese, mse_i, _ = score(model, ds_t, inits, a.steps, dev)
+        metrics[s] = {"rmse": rmse, "ese": ese}
+        metrics[s]["_mse_i"] = mse_i
+    t_eval = time.perf_counter() - t0
+    # what an exactly Mag-equivariant model would score on the Mag set: errors times lambda
+    mag_exp = None
+    if "mag" in metrics:
+        lam = np.array([p["lam"] for p in test_sets["mag"][2]])
+        mag_exp = float(np.sqrt(np.mean(lam ** 2 * np.array(metrics[sets[0]]["_mse_i"]))))
+    for s in metrics:
+        metrics[s].pop("_mse_i")
+    n_ep = len(hist["epoch"])
+    off = sp["fit_range"].start
+    tr_i, va_i = model.card["training"]["train_time_index"], model.card["training"]["val_time_index"]
+    return dict(config=cfg, model=name, seed=seed, params=params, macs=macs,
+                fit_train_frames=[off + tr_i[0], off + tr_i[1] - 1],
+                fit_val_frames=[off + va_i[0], off + va_i[1] - 1],
+                train_samples=model.card["training"]["train_samples"],
+                val_samples=model.card["training"]["val_samples"],
+                best_epoch=hist["best_epoch"], best_val_loss=hist["best_val_loss"],
+                epochs_run=n_ep, stopped_early=hist["stopped_early"],
+                train_seconds=t_train, eval_seconds=t_eval, metrics=metrics,
+                mag_expected_rmse=mag_exp, history={k: hist[k] for k in ("train_loss", "val_loss")})
+
+
+def report_figures(a, test_sets) -> list:
+    """The figures of the report, from the best checkpoints of one or two models (seed 0)."""
+    from xequi.checkpoint import load_model
+
+    pref = ("resnet", "um-mag-rot-resnet", "rot-resnet", "resnet+aug")
+    fig_models = list(dict.fromkeys([m for m in pref if m in a.models] + list(a.models)))
+    fig_models = fig_models[:1 if a.quick else 2]  # quick: one model's figures only
+    loaded = {m: load_model(a.work / "checkpoints" / f"{m}-seed0" / "best.xequi")
+              for m in fig_models}
+    a.out.mkdir(parents=True, exist_ok=True)
+    return figures(a, test_sets, loaded)
 
 
 def _r(r):

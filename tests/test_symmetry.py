@@ -219,8 +219,15 @@ def test_random_params_and_inverse(kind, gen):
 
 
 def test_docstring_examples_run():
-    res = doctest.testmod(sym, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
-    assert res.failed == 0 and res.attempted > 5
+    import importlib
+    import pkgutil
+
+    failed = attempted = 0
+    for info in pkgutil.iter_modules(sym.__path__, prefix="xequi.symmetry."):
+        res = doctest.testmod(importlib.import_module(info.name),
+                              optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+        failed, attempted = failed + res.failed, attempted + res.attempted
+    assert failed == 0 and attempted > 5
 
 
 # ------------------------------------------------------------------------------------------------
@@ -429,3 +436,40 @@ def test_xr_scale_time_resampling(cf_dataset):
     np.testing.assert_allclose(s_space.u.isel(y=3, x=3).values, 0.5 * np.arange(nt), atol=1e-12)
     with pytest.raises(ParameterError, match="needs input frame"):
         sym.transform(ds, "scale", lam=2.0)
+
+
+# ------------------------------------------------------------------------------------------------
+# the registry
+# ------------------------------------------------------------------------------------------------
+
+
+def test_docs_table_matches_the_registry():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "models.md").read_text()
+    start = text.index("<!-- symmetry-table")
+    start = text.index("\n", start) + 1
+    table = text[start:text.index("<!-- /symmetry-table -->")].strip()
+    assert table == sym.markdown_table(), "docs/models.md: paste xequi.symmetry.markdown_table()"
+
+
+def test_registry_lookups_and_tables():
+    assert sym.get("rot") is sym.get("rot90") and sym.canonical("UM") == "uniform_motion"
+    assert sym._canonical("mag") == "magnitude"  # kept for callers of the private name
+    assert set(sym.KINDS.values()) == {g.name for g in sym.groups() if g.tensor}
+    assert sym.XARRAY_KINDS == tuple(g.name for g in sym.groups() if g.xr_params is not None)
+    assert "galilean" not in sym.KINDS and sym.get("galilean", xarray=True).name == "galilean"
+    with pytest.raises(ParameterError, match="unknown symmetry kind"):
+        sym.get("shear")
+    with pytest.raises(ParameterError, match="already registered"):
+        sym.register(type("Other", (sym.Symmetry,), {"name": "other", "aliases": ("rot",)})())
+    assert sym.get("rot").label({"group_order": 8}).startswith("C8 rotations")
+    assert [g.name for g in sym.groups(["translate", "um", "nonsense"])] == ["uniform_motion",
+                                                                              "translate"]
+
+
+def test_test_params_rot90_excludes_the_identity():
+    rng = np.random.default_rng(0)
+    assert {sym.test_params("rot", rng)["k"] for _ in range(50)} == {1, 2, 3}
+    p = sym.test_params("mag", np.random.default_rng(1), lam_min=0.5)
+    assert p == sym.random_params("mag", np.random.default_rng(1), lam_min=0.5)

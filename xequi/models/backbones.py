@@ -22,10 +22,10 @@ import torch
 from torch import nn
 
 from xequi.errors import GridError, ModelError
-from xequi.models.families import make_family
-from xequi.models.layers import GWrap, Lift, Project
+from xequi.models.families import FAMILIES, make_family
+from xequi.models.layers import SWITCH_SYMMETRIES, GWrap, Lift, Project
 
-__all__ = ["EquiModel", "ResNet", "UNet"]
+__all__ = ["EquiModel", "ResNet", "UNet", "check_compatible"]
 
 
 class EquiModel(nn.Module):
@@ -86,18 +86,16 @@ class EquiModel(nn.Module):
         if not self.velocity and self.n_scalars < 1:
             raise ModelError("a scalar-only model (velocity=False) needs n_scalars >= 1.",
                              fix="pass n_scalars=1 for one scalar field, or velocity=True")
-        if um and not self.velocity:
-            raise ModelError("uniform motion (w -> w + c) acts on the velocity: a scalar-only "
-                             "model (velocity=False) cannot be UM-equivariant.",
-                             fix="use a model without UM ('resnet', 'mag-resnet', 'rot-resnet', "
-                                 "...) for scalar fields")
-        if family == "scale" and (um or mag):
-            raise ModelError("the scale family does not combine with UM / Mag heads.",
-                             fix="use family='plain' or 'rot' with um / mag")
+        heads = [k for flag, on in (("um", um), ("mag", mag)) if on for k in SWITCH_SYMMETRIES[flag]]
+        check_compatible(family, heads, self.velocity)
         self.fam = make_family(family, group_order=group_order, n_scales=n_scales)
         self.um, self.mag = bool(um), bool(mag)
         self.config: dict = {}
         self.symmetries: tuple = ()
+
+    #: kinds of :mod:`xequi.symmetry` the model class itself adds to its family's and heads'
+    #: (e.g. a model averaged over a group)
+    provides: tuple[str, ...] = ()
 
     # -- helpers for subclasses -------------------------------------------------------------
     def _lift(self, fields: int) -> Lift:
@@ -197,6 +195,28 @@ class EquiModel(nn.Module):
         model.fam = None  # construction-time helper (holds e2cnn objects); not needed to run
         model.exported = True
         return model
+
+
+def check_compatible(family: str, heads, velocity: bool) -> None:
+    """Refuse heads that act on a velocity the model has not, or a family that takes no heads.
+
+    ``heads``: the kinds the UM / Mag switches provide (``SWITCH_SYMMETRIES``); the messages use
+    the registry's labels (:mod:`xequi.symmetry`).
+    """
+    from xequi import symmetry
+
+    claimed = symmetry.groups(heads)
+    for g in claimed:
+        if g.needs_velocity and not velocity:
+            raise ModelError(f"{g.label()} ({g.action}) acts on the velocity: a scalar-only "
+                             f"model (velocity=False) cannot be {g.adjective} equivariant.",
+                             fix="use a model without UM ('resnet', 'mag-resnet', 'rot-resnet', "
+                                 "...) for scalar fields")
+    fam = FAMILIES.get(family)
+    if claimed and fam is not None and not fam.takes_heads:
+        labels = " / ".join(g.label() for g in claimed)
+        raise ModelError(f"the {family} family does not combine with the {labels} heads.",
+                         fix="use family='plain' or 'rot' with um / mag")
 
 
 class ResNet(EquiModel):

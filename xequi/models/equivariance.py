@@ -63,8 +63,9 @@ def equivariance_error(model, x: torch.Tensor, kind: str, steps: int = 1, crop: 
     x : torch.Tensor
         ``(batch, t_in, C, H, W)`` model-frame input.
     kind : str
-        A kind of :mod:`xequi.symmetry` (``"rot90"``, ``"rotate"``, ``"uniform_motion"``,
-        ``"magnitude"``, ``"scale"``, ``"translate"``). ``"scale"`` acts in space only.
+        A kind of the symmetry registry (:data:`xequi.symmetry.KINDS`: ``"rot90"``,
+        ``"rotate"``, ``"uniform_motion"``, ``"magnitude"``, ``"scale"``, ``"translate"``, ...),
+        applied with :func:`xequi.symmetry.apply`. ``"scale"`` acts in space only.
     steps : int, default 1
         Rollout length; the norm runs over all predicted frames.
     crop : int, default 0

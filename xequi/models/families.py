@@ -18,6 +18,10 @@ nearest-neighbour upsampling and skip concatenations are written once for all fa
 The UM and Mag symmetries are not families of their own: they are the ``um`` / ``mag`` switches
 of the lifting and projection heads (:mod:`xequi.models.layers`), which combine with any of the
 plain and rotation families.
+
+Each family declares the kinds of :mod:`xequi.symmetry` it provides (``symmetries``, and
+:meth:`provides` for a given group size); :mod:`xequi.models.registry` builds a model's
+``symmetries`` from them.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from xequi.models.layers import FieldBatchNorm, GWrap
 
 #: Gaussian blur of the scale lifting: sigma = _SIGMA0 * dilation (pixels)
 _SIGMA0 = 0.5
-__all__ = ["PlainFamily", "RotFamily", "ScaleFamily", "make_family"]
+__all__ = ["Family", "PlainFamily", "RotFamily", "ScaleFamily", "FAMILIES", "make_family"]
 
 
 class _PlainLiftConv(nn.Module):
@@ -52,7 +56,22 @@ class _PlainLiftConv(nn.Module):
         return self.weight.sum((2, 3))
 
 
-class PlainFamily:
+class Family:
+    """What every family declares: the symmetries it provides and whether it takes the heads."""
+
+    name = ""
+    #: kinds of :mod:`xequi.symmetry` the family provides (convolutions: translations)
+    symmetries: tuple[str, ...] = ("translate",)
+    #: combines with the UM / Mag heads of :mod:`xequi.models.layers`
+    takes_heads = True
+
+    @classmethod
+    def provides(cls, group_order: int = 4, n_scales: int = 3) -> tuple[str, ...]:
+        """The kinds a model of this family provides, for the given group size."""
+        return cls.symmetries
+
+
+class PlainFamily(Family):
     """Ordinary convolutions (group of size 1). ``name = "plain"``."""
 
     name = "plain"
@@ -109,7 +128,7 @@ class _RotLiftConv(nn.Module):
                                   bias=self.lift_bias.detach())
 
 
-class RotFamily:
+class RotFamily(Family):
     """e2cnn regular fields of the cyclic group ``C_N`` (``gspaces.Rot2dOnR2(N)``).
 
     Parameters
@@ -119,6 +138,12 @@ class RotFamily:
     """
 
     name = "rot"
+    symmetries = ("rot90", "rotate", "translate")
+
+    @classmethod
+    def provides(cls, group_order: int = 4, n_scales: int = 3) -> tuple[str, ...]:
+        """C4 has no element near 45 degrees: ``rotate`` only from C8 on."""
+        return tuple(k for k in cls.symmetries if k != "rotate" or group_order >= 8)
 
     def __init__(self, N: int = 4):
         from e2cnn import gspaces
@@ -240,7 +265,7 @@ class _ScaleConv(nn.Module):
         return torch.stack(outs, 2).reshape(B, -1, H, W)
 
 
-class ScaleFamily:
+class ScaleFamily(Family):
     """Fields over a discrete scale axis of ``S`` scales (dilations 1, 2, 4, ...).
 
     Parameters
@@ -250,6 +275,8 @@ class ScaleFamily:
     """
 
     name = "scale"
+    symmetries = ("scale", "translate")
+    takes_heads = False
 
     def __init__(self, n_scales: int = 3):
         self.S = int(n_scales)
@@ -306,3 +333,7 @@ def make_family(name: str, group_order: int = 4, n_scales: int = 3):
     from xequi.errors import ModelError  # a ValueError too
 
     raise ModelError(f"unknown layer family {name!r}.", fix="use 'plain', 'rot' or 'scale'")
+
+
+#: the family classes by name
+FAMILIES = {"plain": PlainFamily, "rot": RotFamily, "scale": ScaleFamily}

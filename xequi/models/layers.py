@@ -21,7 +21,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["block_mean", "block_scale", "GWrap", "Lift", "Project", "FieldBatchNorm"]
+__all__ = ["block_mean", "block_scale", "GWrap", "Lift", "Project", "FieldBatchNorm",
+           "SWITCH_SYMMETRIES"]
+
+#: the kinds of :mod:`xequi.symmetry` each switch of the heads provides (exactly)
+SWITCH_SYMMETRIES = {"um": ("uniform_motion",), "mag": ("magnitude",)}
 
 
 def block_mean(xp: torch.Tensor, k: int) -> torch.Tensor:

@@ -4,33 +4,45 @@ Each entry names a backbone, a layer family and the UM / Mag switches, with two 
 ``"small"`` (CPU-friendly widths) and ``"paper"`` (the widths of Wang, Walters & Yu, ICLR 2021).
 Widths of the rotation and scale families count *fields*; a field has ``group_order`` (rot) or
 ``n_scales`` (scale) channels.
+
+A model's ``symmetries`` are not listed here: they are what its layer family
+(:mod:`xequi.models.families`), its UM / Mag switches (``layers.SWITCH_SYMMETRIES``) and its
+model class (``provides``) declare.
 """
 
 from __future__ import annotations
 
 from xequi.errors import ModelError, ParameterError
 from xequi.models.backbones import ResNet, UNet
+from xequi.models.families import FAMILIES
+from xequi.models.layers import SWITCH_SYMMETRIES
 
 __all__ = ["create", "available", "REGISTRY"]
 
 _RES_PAPER = (64, 64, 128, 128, 256, 256, 512, 512)
 _UNET_PAPER = (64, 128, 256, 512)
 
-#: name -> (backbone, family, um, mag, symmetries, {size: widths}, extra defaults)
+#: name -> (backbone, family, um, mag, model class, symmetries, {size: widths}, extra defaults)
 REGISTRY: dict[str, dict] = {}
+#: the backbone classes by name
+BACKBONES = {"resnet": ResNet, "unet": UNet}
 
 
-def _register(name, backbone, family, um=False, mag=False, small=None, paper=None, **extra):
-    sym = ["translate"]
-    if family == "rot":
-        sym = ["rot90", "rotate"] + sym
-    if family == "scale":
-        sym = ["scale"] + sym
-    if um:
-        sym.append("uniform_motion")
-    if mag:
-        sym.append("magnitude")
-    REGISTRY[name] = dict(backbone=backbone, family=family, um=um, mag=mag, symmetries=tuple(sym),
+def _symmetries(family: str, um: bool, mag: bool, cls, group_order: int = 4,
+                n_scales: int = 3) -> tuple[str, ...]:
+    """What the family, the switches and the model class declare, in that order."""
+    kinds = FAMILIES[family].provides(group_order=group_order, n_scales=n_scales)
+    for flag, on in (("um", um), ("mag", mag)):
+        kinds += SWITCH_SYMMETRIES[flag] if on else ()
+    return tuple(dict.fromkeys(kinds + tuple(cls.provides)))
+
+
+def _register(name, backbone, family, um=False, mag=False, small=None, paper=None, cls=None,
+              **extra):
+    cls = BACKBONES[backbone] if cls is None else cls
+    # claimed with the largest group the entry offers (C8: rotate too); create() narrows them
+    sym = _symmetries(family, um, mag, cls, group_order=8)
+    REGISTRY[name] = dict(backbone=backbone, family=family, um=um, mag=mag, cls=cls, symmetries=sym,
                           widths={"small": tuple(small), "paper": tuple(paper)}, extra=extra)
 
 
@@ -124,11 +136,8 @@ def create(name: str, t_in: int = 4, n_scalars: int = 0, size: str = "small",
         raise ParameterError("a scalar-only model (velocity=False) needs n_scalars >= 1.",
                              fix="pass n_scalars=1 for one scalar field")
     entry = REGISTRY[name]
-    if not velocity and entry["um"]:
-        others = [n for n, e in REGISTRY.items() if not e["um"] and e["backbone"] == entry["backbone"]]
-        raise ModelError(f"{name!r} is uniform-motion equivariant (w -> w + c acts on the "
-                         "velocity): it cannot be built without velocity channels.",
-                         fix=f"use a model without UM for scalar fields: {others}")
+    if not velocity:
+        _check_scalar_only(name, entry)
     allowed = {"widths", "kernel_size"} | set(entry["extra"])
     unknown = set(overrides) - allowed
     if unknown:
@@ -154,7 +163,7 @@ def create(name: str, t_in: int = 4, n_scalars: int = 0, size: str = "small",
             raise ModelError(f"n_scales must be >= 1, got {val}.", fix="pass n_scales=3")
         kwargs[key] = val
         config[key] = val
-    cls = ResNet if entry["backbone"] == "resnet" else UNet
+    cls = entry["cls"]
     if entry["family"] == "rot":
         # e2cnn caches basis-expansion modules in a global dict and shares them between every
         # network built afterwards: moving one model to a GPU would move another's buffers.
@@ -167,8 +176,25 @@ def create(name: str, t_in: int = 4, n_scalars: int = 0, size: str = "small",
     else:
         model = cls(t_in, n_scalars, widths=widths, **kwargs)
     model.config = config
-    sym = entry["symmetries"]
-    if entry["family"] == "rot" and kwargs["group_order"] < 8:  # C4 has no element near 45 degrees
-        sym = tuple(k for k in sym if k != "rotate")
-    model.symmetries = sym
+    model.symmetries = _symmetries(entry["family"], entry["um"], entry["mag"], cls,
+                                   group_order=kwargs.get("group_order", 4),
+                                   n_scales=kwargs.get("n_scales", 3))
     return model
+
+
+def _needs_velocity(entry) -> list:
+    from xequi import symmetry
+
+    return [g for g in symmetry.groups(entry["symmetries"]) if g.needs_velocity]
+
+
+def _check_scalar_only(name: str, entry) -> None:
+    """A scalar-only model cannot claim a symmetry that acts on the velocity (registry labels)."""
+    needs = _needs_velocity(entry)
+    if needs:
+        g = needs[0]
+        others = [n for n, e in REGISTRY.items()
+                  if not _needs_velocity(e) and e["backbone"] == entry["backbone"]]
+        raise ModelError(f"{name!r} is {g.adjective} equivariant ({g.action} acts on the "
+                         "velocity): it cannot be built without velocity channels.",
+                         fix=f"use a model without {g.label()} for scalar fields: {others}")
