@@ -13,6 +13,8 @@ Usage::
     .venv/bin/python benchmarks/generalization.py --data qg            # QG ocean-like data
     .venv/bin/python benchmarks/generalization.py --size paper --device auto --seeds 3  # GPU
     .venv/bin/python benchmarks/generalization.py --quick --out /tmp/g # smoke run (seconds)
+    .venv/bin/python benchmarks/generalization.py --models resnet,rot-resnet,mirror-rot-resnet \
+        --extra-sets mirror                                            # + a mirrored test set
 
 Data and split
 --------------
@@ -150,6 +152,10 @@ def parse_args(argv=None):
                    help="checkpoints and per-model result JSON (default build/generalization/...)")
     p.add_argument("--quick", action="store_true", help="tiny data and models: smoke test")
     p.add_argument("--no-figures", action="store_true")
+    p.add_argument("--extra-sets", default="",
+                   help="comma-separated further test sets, each a symmetry kind of xequi.symmetry "
+                        "(e.g. mirror: a symmetry of Rayleigh-Benard convection, not of the "
+                        "rotating QG ocean)")
     a = p.parse_args(argv)
     paper = a.size == "paper"
     defaults = dict(t_in=24 if paper else 4, rollout_train=3 if paper else 2,
@@ -168,9 +174,16 @@ def parse_args(argv=None):
             setattr(a, k, v)
     a.fractions = tuple(float(f) for f in a.fractions.split(","))
     all_models = RBC_MODELS if a.data == "rbc" else QG_MODELS
+    a.extra_sets = tuple(s.strip() for s in a.extra_sets.split(",") if s.strip())
+    if any(set_kind(s) is None for s in a.extra_sets):
+        from xequi import symmetry
+
+        p.error(f"--extra-sets {list(a.extra_sets)}: each must be a kind of {sorted(symmetry.KINDS)}")
     if a.models:
+        from xequi.models import available
+
         a.models = tuple(m.strip() for m in a.models.split(",") if m.strip())
-        bad = [m for m in a.models if m not in all_models]
+        bad = [m for m in a.models if m not in all_models and m.split("+")[0] not in available()]
         if bad:
             p.error(f"unknown model(s) {bad}; choose from {list(all_models)}")
     else:
@@ -323,7 +336,7 @@ def run_config(a, sp, name, seed):
                 batch_size=a.batch_size, lr=a.lr, tile=a.tile, fit_range=[sp["fit_range"].start,
                                                                          sp["fit_range"].stop],
                 test=[sp["test"].start, sp["test"].stop], test_inits=a.test_inits,
-                quick=a.quick)
+                quick=a.quick, **({"extra_sets": list(a.extra_sets)} if a.extra_sets else {}))
 
 
 def train(a, ds, sp, name, seed, dev):
@@ -701,7 +714,7 @@ def build_test_sets(a, ds, new, sp, u_rms):
     seed, drawn from one generator seeded with TEST_SEED."""
     rng = np.random.default_rng(TEST_SEED)
     samples = test_samples(a, ds, sp["test"], a.test_inits)
-    sets = RBC_SETS if a.data == "rbc" else QG_SETS
+    sets = (RBC_SETS if a.data == "rbc" else QG_SETS) + a.extra_sets
     test_sets = {}
     for s in sets:
         if s == "new_domain":

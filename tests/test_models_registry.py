@@ -178,3 +178,33 @@ def test_scale_models_backprop_through_a_rollout(name):
     loss.backward()
     grads = [p.grad for p in model.parameters() if p.requires_grad]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
+@pytest.mark.parametrize("name", ["mirror-resnet", "mirror-rot-resnet", "um-mag-mirror-rot-resnet",
+                                  "mirror-unet", "mirror-rot-unet"])
+def test_mirror_models_registered_exported_and_checkpointed(name, tmp_path):
+    """The mirror models claim "mirror" (declared by their class), export to plain torch, and
+    save / load through a checkpoint (``create(**config)`` rebuilds them)."""
+    from xequi.checkpoint import load_model, read_card, save_model
+    from xequi.models.mirror import MirrorAveraged
+
+    net = create(name, t_in=2, n_scalars=1, widths=(2, 2))
+    assert isinstance(net, MirrorAveraged) and "mirror" in net.symmetries
+    assert net.symmetries[:-1] == create(name.replace("mirror-", ""), t_in=2, n_scalars=1,
+                                         widths=(2, 2)).symmetries
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    net.eval()
+    x = torch.randn(1, 2, 3, 8, 8)
+    exp = net.export()
+    assert not any(type(m).__module__.startswith("e2cnn") for m in exp.modules())
+    with torch.no_grad():
+        torch.testing.assert_close(exp(x), net(x), rtol=1e-5, atol=1e-5)
+    path = save_model(net, tmp_path / "m")
+    card = read_card(path)
+    assert "mirror" in card["symmetries"] and "mirror" in card["symmetry_group"]
+    back = load_model(path).eval()
+    assert back.config == net.config and back.symmetries == net.symmetries
+    with torch.no_grad():
+        torch.testing.assert_close(back(x), net(x), rtol=1e-5, atol=1e-5)

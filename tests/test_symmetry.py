@@ -473,3 +473,72 @@ def test_test_params_rot90_excludes_the_identity():
     assert {sym.test_params("rot", rng)["k"] for _ in range(50)} == {1, 2, 3}
     p = sym.test_params("mag", np.random.default_rng(1), lam_min=0.5)
     assert p == sym.random_params("mag", np.random.default_rng(1), lam_min=0.5)
+
+
+# ------------------------------------------------------------------------------------------------
+# mirror (x -> -x, u -> -u)
+# ------------------------------------------------------------------------------------------------
+
+
+def test_mirror_tensor_action_and_group_law():
+    x = _x(2, 3, 4, 5)  # (u, v, scalar)
+    m = sym.mirror(x)
+    torch.testing.assert_close(m[..., 0, :, :], -torch.flip(x[..., 0, :, :], (-1,)))
+    torch.testing.assert_close(m[..., 1:, :, :], torch.flip(x[..., 1:, :, :], (-1,)))
+    assert torch.equal(sym.mirror(m), x)  # M∘M = id, exactly
+    assert torch.equal(sym.mirror(x, vector=None), torch.flip(x, (-1,)))  # scalars: flipped only
+    assert torch.equal(sym.mirror(x, flip=False), x)
+    assert torch.equal(sym.apply(x, "mirror"), m) and torch.equal(sym.apply(x, "reflect"), m)
+    assert sym.inverse_params("mirror") == {"flip": True}
+    # with the quarter turns it generates D4: M R M = R^-1
+    torch.testing.assert_close(sym.mirror(sym.rot90(sym.mirror(x), 1)), sym.rot90(x, 3))
+    draws = {sym.random_params("mirror", np.random.default_rng(s))["flip"] for s in range(20)}
+    assert draws == {True, False}
+    assert sym.test_params("mirror", np.random.default_rng(0)) == {"flip": True}
+    with pytest.raises(ParameterError, match="flip must be True or False"):
+        sym.mirror(x, flip=1)
+    assert sym.get("mirror").label() and "mirror" in sym.XARRAY_KINDS
+
+
+@pytest.mark.parametrize("latlon, y_ascending", [(False, True), (False, False), (True, True)])
+def test_xr_mirror_group_laws_masks_and_orientation(cf_dataset, latlon, y_ascending):
+    ds = cf_dataset(ny=5, nx=6, latlon=latlon, y_ascending=y_ascending, scalars=("temperature",))
+    xd, yd = ("lon", "lat") if latlon else ("x", "y")
+    ds["u"] = ds["u"].where(~((ds[xd] == ds[xd][0]) & (ds[yd] == ds[yd][1])))  # a land cell
+    before = ds.copy(deep=True)
+    m = sym.transform(ds, "mirror")
+    xr.testing.assert_identical(ds, before)  # the input is not modified
+    rev = {xd: slice(None, None, -1)}
+    # x -> -x about the grid centre: u negated, v and the scalar kept; coordinates unchanged
+    np.testing.assert_array_equal(m.u.values, -ds.u.isel(rev).values)
+    np.testing.assert_array_equal(m.v.values, ds.v.isel(rev).values)
+    np.testing.assert_array_equal(m.temperature.values, ds.temperature.isel(rev).values)
+    assert np.isnan(m.u.isel({xd: -1, yd: 1})).all() and int(m.u.isnull().sum()) == 4  # mask moved
+    xr.testing.assert_identical(m[xd], ds[xd])
+    xr.testing.assert_identical(m[yd], ds[yd])
+    assert m.u.attrs == ds.u.attrs and json.loads(m.attrs["xequi_transform"]) == [{"kind": "mirror"}]
+    xr.testing.assert_identical(_drop_hist(sym.transform(m, "mirror")), ds)  # M∘M = id
+    # the physical reflection does not depend on the storage order of x
+    flipped = sym.transform(ds.isel(rev), "reflect").isel(rev)
+    xr.testing.assert_identical(_drop_hist(flipped), _drop_hist(m))
+    # a DataArray is a scalar field: flipped, not negated
+    np.testing.assert_array_equal(sym.transform(ds.u, "mirror").values, ds.u.isel(rev).values)
+
+
+def test_mirror_augmentation_draws_both_elements():
+    """``WindowDataset(augment=["mirror"])`` (and so ``fit(augment=("mirror",))``) reflects
+    history and target together with probability 1/2, through the registry."""
+    from xequi.windows import WindowDataset
+
+    rng = np.random.default_rng(0)
+    da = xr.DataArray(rng.standard_normal((5, 2, 16, 16)).astype("float32"),
+                      dims=("time", "channel", "y", "x"), name="w")
+    plain = WindowDataset(da, 2, 1, window=16)
+    aug = WindowDataset(da, 2, 1, window=16, augment=["mirror"], seed=3)
+    seen = set()
+    for i in range(len(aug)):
+        (x, y), (px, py) = aug[i], plain[i]
+        flipped = torch.equal(x, sym.mirror(px)) and torch.equal(y, sym.mirror(py))
+        assert flipped or (torch.equal(x, px) and torch.equal(y, py))
+        seen.add(flipped)
+    assert len(aug) == 1 or seen == {True, False}

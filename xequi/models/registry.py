@@ -16,6 +16,7 @@ from xequi.errors import ModelError, ParameterError
 from xequi.models.backbones import ResNet, UNet
 from xequi.models.families import FAMILIES
 from xequi.models.layers import SWITCH_SYMMETRIES
+from xequi.models.mirror import MirrorResNet, MirrorUNet
 
 __all__ = ["create", "available", "REGISTRY"]
 
@@ -62,6 +63,14 @@ _register("um-mag-rot-resnet", "resnet", "rot", um=True, mag=True, small=(4, 4, 
           paper=(16, 16, 32, 32, 64, 64, 192, 192), group_order={"small": 4, "paper": 8})
 _register("um-mag-rot-unet", "unet", "rot", um=True, mag=True, small=(4, 8, 16), paper=(8, 16, 32, 64),
           group_order={"small": 4, "paper": 8})
+_register("mirror-resnet", "resnet", "plain", cls=MirrorResNet, small=(16, 16, 32, 32), paper=_RES_PAPER)
+_register("mirror-unet", "unet", "plain", cls=MirrorUNet, small=(16, 32, 64), paper=_UNET_PAPER)
+_register("mirror-rot-resnet", "resnet", "rot", cls=MirrorResNet, small=(4, 4, 8, 8),
+          paper=(16, 16, 32, 32, 64, 64, 192, 192), group_order={"small": 4, "paper": 8})
+_register("mirror-rot-unet", "unet", "rot", cls=MirrorUNet, small=(4, 8, 16), paper=(8, 16, 32, 64),
+          group_order={"small": 4, "paper": 8})
+_register("um-mag-mirror-rot-resnet", "resnet", "rot", um=True, mag=True, cls=MirrorResNet,
+          small=(4, 4, 8, 8), paper=(16, 16, 32, 32, 64, 64, 192, 192), group_order={"small": 4, "paper": 8})
 
 
 def _clear_e2cnn_cache() -> None:

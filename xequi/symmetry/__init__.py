@@ -34,6 +34,7 @@ from __future__ import annotations
 from xequi.symmetry.magnitudes import Magnitude, magnitude
 from xequi.symmetry.motion import Galilean, UniformMotion, uniform_motion
 from xequi.symmetry.on_xarray import transform
+from xequi.symmetry.reflection import Mirror, mirror
 from xequi.symmetry.registry import (KINDS, Symmetry, _canonical, apply, canonical, get, groups,
                                      inverse_params, markdown_table, random_params, register,
                                      test_params, xarray_kinds)
@@ -62,6 +63,7 @@ __all__ = [
     "register",
     "test_params",
     "markdown_table",
+    "mirror",
 ]
 
 # the registry, in order (one line per group)
@@ -71,6 +73,7 @@ register(UniformMotion())
 register(Galilean())
 register(Magnitude())
 register(Scale())
+register(Mirror())
 register(Translate())
 
 #: kinds accepted by :func:`transform` (tensor kinds plus the Galilean boost)
