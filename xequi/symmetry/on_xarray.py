@@ -190,7 +190,9 @@ def transform(obj, kind: str, u: str | None = None, v: str | None = None, **para
     record = dict(params)
     if pair is not None and (u is not None or v is not None):
         record.update(u=pair[0], v=pair[1])
-    out = group.transform_xr(ds, ax, grid, pair, params)
+    act = group.transform_xr if group.transform_xr is not None else \
+        (lambda *args: apply_frame(group, *args))
+    out = act(ds, ax, grid, pair, params)
     out.attrs = _record(obj.attrs, group.name, record)
     return restore(routed, out, attrs=out.attrs)
 

@@ -107,11 +107,11 @@ class Symmetry:
         """``out`` with the transformed variables assigned and the coordinates relabelled."""
         return out.assign(new_vars)
 
-    def transform_xr(self, ds, ax, grid, pair, params: dict):
-        """The action on a Dataset (default: every spatial variable through the model frame)."""
-        from xequi.symmetry.on_xarray import apply_frame
-
-        return apply_frame(self, ds, ax, grid, pair, params)
+    #: a group whose action on a Dataset is not "every spatial variable through the model frame"
+    #: (:func:`xequi.symmetry.on_xarray.apply_frame`) defines ``transform_xr(ds, ax, grid, pair,
+    #: params)``; :func:`xequi.symmetry.transform` calls it instead (the registry does not import
+    #: the xarray layer, which imports the registry).
+    transform_xr = None
 
 
 def register(group: Symmetry) -> Symmetry:
