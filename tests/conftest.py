@@ -94,6 +94,27 @@ def make_cf_dataset(
     return xr.Dataset(data_vars, coords=coords, attrs={"title": "synthetic xequi test data"})
 
 
+def tiny_model(name: str = "resnet", t_in: int = 2, seed: int = 0, dx="10 km", dt="1 h",
+               units: str = "m s-1", **kw):
+    """An untrained small model of ``xequi.models.create`` with a minimal forecast card.
+
+    Seeded (``torch.manual_seed(seed)``), widths ``(2, 2)`` for rotation / scale families and
+    ``(4, 4)`` otherwise unless ``widths=`` is given; ``scalars``, ``scale`` and ``offset`` go to
+    :func:`xequi.forecast.as_forecast_model`, every other keyword to ``models.create``. Import it
+    with ``from conftest import tiny_model``.
+    """
+    import torch
+
+    from xequi import models
+    from xequi.forecast import as_forecast_model
+
+    torch.manual_seed(seed)
+    widths = kw.pop("widths", (2, 2) if ("rot" in name or "scale" in name) else (4, 4))
+    card = {k: kw.pop(k) for k in ("scalars", "scale", "offset") if k in kw}
+    net = models.create(name, t_in=t_in, widths=widths, **kw)
+    return as_forecast_model(net, dx=dx, dt=dt, units=units, **card)
+
+
 @pytest.fixture
 def cf_dataset():
     """Factory fixture: ``cf_dataset(**kw)`` -> :func:`make_cf_dataset` (see its parameters)."""

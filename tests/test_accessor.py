@@ -8,18 +8,17 @@ import torch
 import xarray as xr
 
 import xequi  # noqa: F401  (registers the accessors)
-from xequi import models
 from xequi.errors import ModelError
-from xequi.forecast import as_forecast_model, equivariance_error, forecast
+from xequi.forecast import equivariance_error, forecast
+
+from conftest import tiny_model
 
 torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")
 def model():
-    torch.manual_seed(0)
-    return as_forecast_model(models.create("um-resnet", t_in=2, widths=(4,)), dx="10 km",
-                             dt="1 h", units="m s-1")
+    return tiny_model("um-resnet", widths=(4,))
 
 
 def test_dataset_forecast_forwards(cf_dataset, model):

@@ -228,3 +228,22 @@ def test_scalar_only_model_card_round_trip(tmp_path):
     shipped = ck.load_model("rot-resnet")
     assert "velocity" not in shipped.card["architecture"]
     assert model_info(shipped)["velocity"] is True and shipped.velocity is True
+
+
+def test_card_quantities_combine_with_the_users_application_registry_quantities(tmp_path):
+    import pint
+
+    from xequi.forecast import as_forecast_model
+    from xequi.units import registry
+
+    app = pint.get_application_registry()
+    dx = app.Quantity(5, "km")  # what a user makes with pint's default (application) registry
+    m = as_forecast_model(models.create("resnet", t_in=2, widths=(4,)), dx=dx,
+                          dt=app.Quantity(1, "h"))
+    card = ck.read_card(ck.save_model(m, tmp_path / "m.xequi"))
+    q = ck.card_quantity(card, "dx")
+    assert q == dx and str((q + dx).to("m")) == "10000.0 meter"
+    # and with xequi's registry loaded (a forecast does), all three registries agree
+    registry()
+    q, dx = ck.card_quantity(card, "dx"), app.Quantity(5, "km")
+    assert str((q + dx + registry().Quantity("5 km")).to("m")) == "15000.0 meter"

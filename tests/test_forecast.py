@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import doctest
+import json
 
 import numpy as np
 import pytest
@@ -24,16 +25,12 @@ from xequi.errors import (
 )
 from xequi.forecast import as_forecast_model, equivariance_error, forecast
 
+from conftest import tiny_model
+
 torch.set_num_threads(1)
 
 
-def tiny(name="resnet", t_in=2, seed=0, dx="10 km", dt="1 h", units="m s-1", **kw):
-    """An untrained small model with a minimal card (10 km, 1 h, m s-1 by default)."""
-    torch.manual_seed(seed)
-    widths = kw.pop("widths", (2, 2) if ("rot" in name or "scale" in name) else (4, 4))
-    card = {k: kw.pop(k) for k in ("scalars", "scale", "offset") if k in kw}
-    net = models.create(name, t_in=t_in, widths=widths, **kw)
-    return as_forecast_model(net, dx=dx, dt=dt, units=units, **card)
+tiny = tiny_model  # the shared factory of conftest.py
 
 
 @pytest.fixture(scope="module")
@@ -572,3 +569,67 @@ def test_lazy_from_a_zarr_store_matches_eager(cf_dataset, resnet, tmp_path):
     assert lazy.u.chunks is not None
     got = lazy.compute(scheduler="synchronous")
     xr.testing.assert_allclose(got, forecast(ds, resnet, **kw), rtol=1e-6, atol=1e-7)
+
+
+# --------------------------------------------------------------------------------------------
+# the forecast plan and the resumable writer, on their own
+# --------------------------------------------------------------------------------------------
+def test_resumable_write_of_a_plan_interrupted_and_resumed_is_bit_identical(
+        cf_dataset, resnet, tmp_path, monkeypatch):
+    ds = cf_dataset(nt=8, ny=20, nx=24)
+    kw = dict(init_time=slice(None, None), window=16, progress=False)
+    plan = F._plan_forecast(ds, resnet, 2, out=tmp_path / "fc.zarr", **kw)
+    assert isinstance(plan, F.ForecastPlan) and len(plan.positions) == 7
+    with pytest.raises(AttributeError):  # frozen: a plan is what will run, not a work area
+        plan.overwrite = True
+    full = F._forecast_resumable(plan.replace(out=tmp_path / "full.zarr")).load()
+
+    real, calls = F._forecast_positions, []
+
+    def dies_at_the_fourth_init_time(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt("killed")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(F, "_forecast_positions", dies_at_the_fourth_init_time)
+    with pytest.raises(KeyboardInterrupt):
+        F._forecast_resumable(plan)
+    partial, record = F._partial_paths(plan.out)
+    assert partial.exists() and not plan.out.exists()
+    assert json.loads(record.read_text())["done"] == 3
+    monkeypatch.setattr(F, "_forecast_positions", real)
+
+    # a fresh plan of the same call (another `created` time) resumes after the third init time
+    calls.clear()
+    again = F._plan_forecast(ds, resnet, 2, out=tmp_path / "fc.zarr", **kw)
+    counted = []
+    monkeypatch.setattr(F, "_forecast_positions",
+                        lambda *a, **k: counted.append(1) or real(*a, **k))
+    resumed = F._forecast_resumable(again).load()
+    assert len(counted) == 4  # only the init times not yet written
+    for n in ("u", "v"):
+        assert resumed[n].dtype == full[n].dtype
+        np.testing.assert_array_equal(resumed[n].values, full[n].values)  # bit-identical
+    for c in ("init_time", "lead_time", "valid_time", "x", "y"):
+        np.testing.assert_array_equal(resumed[c].values, full[c].values)
+    assert not partial.exists() and not record.exists()
+    # and the same numbers as forecast() without writing
+    eager = forecast(ds, resnet, steps=2, **kw)
+    np.testing.assert_array_equal(resumed.u.values, eager.u.values)
+
+
+def test_a_plan_of_another_run_is_not_resumed(cf_dataset, resnet, tmp_path, monkeypatch):
+    ds = cf_dataset(nt=6, ny=16, nx=16)
+    kw = dict(init_time=slice(None, None), window=16, progress=False, out=tmp_path / "f.zarr")
+    plan = F._plan_forecast(ds, resnet, 1, **kw)
+    real, calls = F._forecast_positions, []
+    monkeypatch.setattr(F, "_forecast_positions",
+                        lambda *a, **k: (calls.append(1), real(*a, **k))[1] if len(calls) < 1
+                        else (_ for _ in ()).throw(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        F._forecast_resumable(plan)
+    monkeypatch.setattr(F, "_forecast_positions", real)
+    other = F._plan_forecast(ds, resnet, 2, **kw)  # more steps: other numbers
+    with pytest.raises(ParameterError, match="different run"):
+        F._forecast_resumable(other)

@@ -5,7 +5,7 @@ import pytest
 import xarray as xr
 
 from xequi.errors import ParameterError
-from xequi.io import output_format, write_dataset
+from xequi.io import _remove, atomic_path, output_format, write_dataset
 
 
 @pytest.fixture
@@ -61,3 +61,31 @@ def test_unwritable_directory(tmp_path, ds):
         target = ro / "o.zarr"
     with pytest.raises(ParameterError, match="directory"):
         write_dataset(ds, target)
+
+
+def test_atomic_path_replaces_on_success_and_leaves_the_target_on_failure(tmp_path):
+    target = tmp_path / "store.zarr"
+    target.mkdir()
+    (target / "old").write_text("old")
+    with pytest.raises(RuntimeError, match="boom"):
+        with atomic_path(target) as tmp:
+            tmp.mkdir()
+            (tmp / "new").write_text("half")
+            raise RuntimeError("boom")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["store.zarr"]
+    assert (target / "old").read_text() == "old"  # untouched
+    with atomic_path(target) as tmp:  # a directory replaced by a directory
+        tmp.mkdir()
+        (tmp / "new").write_text("new")
+    assert sorted(p.name for p in target.iterdir()) == ["new"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["store.zarr"]  # no .old / .tmp left
+    f = tmp_path / "a.json"
+    for text in ("1", "2"):  # a file replaced in one os.replace
+        with atomic_path(f) as tmp:
+            tmp.write_text(text)
+    assert f.read_text() == "2" and sorted(p.name for p in tmp_path.iterdir()) == ["a.json",
+                                                                                "store.zarr"]
+    _remove(target)
+    _remove(f)
+    _remove(tmp_path / "missing")  # nothing there: nothing to do
+    assert list(tmp_path.iterdir()) == []

@@ -34,19 +34,18 @@ import xarray as xr
 
 import xequi
 import xequi.errors as E
-from xequi import models
 from xequi.checkpoint import load_model, save_model
 from xequi.datasets import _cache
 from xequi.datasets._cache import MARKER, cache_path, cached_simulation
 from xequi.diagnostics import evaluate, persistence_forecast, spectrum
 from xequi.errors import ParameterError
 from xequi.fields import to_model_frame
-from xequi.forecast import as_forecast_model, forecast
+from xequi.forecast import forecast
 from xequi.io import write_dataset
 from xequi.symmetry import transform
 from xequi.train import fit
 
-from conftest import make_cf_dataset
+from conftest import make_cf_dataset, tiny_model
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
@@ -61,9 +60,7 @@ def _load_script(name):
 
 
 def _tiny_model(seed=0, t_in=2):
-    torch.manual_seed(seed)
-    return as_forecast_model(models.create("resnet", t_in=t_in, widths=(4,)), dx="10 km",
-                             dt="1 h")
+    return tiny_model("resnet", t_in=t_in, seed=seed, widths=(4,))
 
 
 # ============================================================================================

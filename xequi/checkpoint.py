@@ -62,16 +62,20 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import json
 import os
 import struct
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
+import pint
+import torch
+
+from xequi import models
 from xequi._version import __version__
 from xequi.errors import CheckpointError, ModelError, ParameterError
+from xequi.io import atomic_path
+from xequi.models.card import CARD_FORMAT, ModelCard, jsonable, loads, quantity_to_str
+from xequi.models.normalized import NormalizedModel
 
 __all__ = [
     "FORMAT_VERSION",
@@ -102,35 +106,6 @@ _MAX_HEADER = 100_000_000  # safetensors' own limit on the JSON header
 # --------------------------------------------------------------------------------------------
 # small helpers
 # --------------------------------------------------------------------------------------------
-def quantity_to_str(q: Any) -> str | None:
-    """Write a pint quantity (or number, or string) as ``"<magnitude> <units>"``.
-
-    Parameters
-    ----------
-    q : pint.Quantity, float, str or None
-        A plain number is written as dimensionless; a string is returned unchanged.
-
-    Returns
-    -------
-    str or None
-
-    Examples
-    --------
-    >>> import pint
-    >>> ureg = pint.UnitRegistry()
-    >>> quantity_to_str(ureg.Quantity(5000, "m")), quantity_to_str(0.015625)
-    ('5000 m', '0.015625 dimensionless')
-    """
-    if q is None or isinstance(q, str):
-        return q
-    if hasattr(q, "magnitude") and hasattr(q, "units"):
-        mag = q.magnitude
-        mag = mag.item() if hasattr(mag, "item") else mag
-        units = format(q.units, "~")
-        return f"{mag} {units or 'dimensionless'}"
-    return f"{float(q)} dimensionless"
-
-
 def card_quantity(card: Mapping, key: str):
     """Parse the grid entry ``key`` (``"dx"``, ``"dy"``, ``"dt"``) of a model card with pint.
 
@@ -150,13 +125,15 @@ def card_quantity(card: Mapping, key: str):
     >>> str(card_quantity({"grid": {"dx": "5000 m"}}, "dx").to("km"))
     '5.0 kilometer'
     """
-    import pint
-
     text = (card.get("grid") or {}).get(key)
     if text is None:
         return None
-    ureg = pint.get_application_registry()
-    return ureg.Quantity(text)
+    # Deliberately pint's *application* registry, not xequi.units.registry(): this quantity is
+    # handed to the user, to be compared with quantities they make with pint's default
+    # (application) registry. Once xequi.units.registry() has loaded cf-xarray's units (any
+    # forecast or unit conversion does), that registry IS the application registry and the two
+    # agree; before that, only the application registry combines with the user's quantities.
+    return pint.get_application_registry().Quantity(text)
 
 
 def _tensors_for_saving(module) -> dict:
@@ -196,8 +173,6 @@ def weights_digest(tensors: Mapping) -> str:
     >>> d == weights_digest({"w": torch.ones(2)})
     False
     """
-    import torch
-
     h = hashlib.sha256()
     for name in sorted(tensors):
         t = tensors[name].detach().to("cpu").contiguous()
@@ -209,49 +184,30 @@ def weights_digest(tensors: Mapping) -> str:
     return "sha256:" + h.hexdigest()
 
 
-def _jsonable(obj: Any) -> Any:
-    """Make ``obj`` JSON-serialisable (numpy scalars, tuples, pint quantities, paths)."""
-    if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (str, bool, int, float)) or obj is None:
-        return obj
-    if hasattr(obj, "magnitude") and hasattr(obj, "units"):
-        return quantity_to_str(obj)
-    if hasattr(obj, "item"):
-        return obj.item()
-    if isinstance(obj, os.PathLike):
-        return os.fspath(obj)
-    return str(obj)
+#: kept for code that imported it from here; the one home is :func:`xequi.models.card.jsonable`
+_jsonable = jsonable
 
 
 def _group_name(config: Mapping, symmetries) -> str:
-    """A readable name of the symmetry group the architecture claims."""
-    parts = []
+    """A readable name of the symmetry group the architecture claims: the registry's labels
+    (:mod:`xequi.symmetry`) of the claimed kinds, in registry order; translations always."""
+    from xequi import symmetry
+
+    kinds = set(symmetries) | {"translate"}
     if config.get("group_order"):
-        parts.append(f"C{config['group_order']} rotations (exact for multiples of 90 degrees)")
-    if config.get("n_scales") and "scale" in symmetries:
-        parts.append(f"scaling over {config['n_scales']} scales (approximate)")
-    if "uniform_motion" in symmetries:
-        parts.append("uniform motion")
-    if "magnitude" in symmetries:
-        parts.append("magnitude (lambda > 0)")
-    parts.append("translations")
-    return " x ".join(parts)
+        kinds.add("rot90")
+    labels = (g.label(config) for g in symmetry.groups(kinds))
+    return " x ".join(dict.fromkeys(label for label in labels if label))
 
 
 def _inner(model):
     """The bare network of a (possibly normalization-wrapped) model."""
-    from xequi.train import NormalizedModel
-
     return model.model if isinstance(model, NormalizedModel) else model
 
 
-def _base_card(model) -> dict:
-    """What the model itself says about its card (architecture, symmetries, T_in, normalization)."""
-    from xequi.train import NormalizedModel
-
+def _base_card(model) -> ModelCard:
+    """The model's card (``model.card``) with what the model itself says: architecture,
+    symmetries, T_in, velocity, and the normalization of a :class:`NormalizedModel`."""
     net = _inner(model)
     config = getattr(net, "config", None)
     if not isinstance(config, Mapping):
@@ -260,18 +216,18 @@ def _base_card(model) -> dict:
             fix="save models made by xequi.models.create (or give your module a JSON-serialisable "
                 "`config` that xequi.models.create(**config) accepts)",
         )
-    config = _jsonable(dict(config))
-    card: dict = dict(getattr(model, "card", None) or {})
-    card.update(
+    config = jsonable(dict(config))
+    own = dict(getattr(model, "card", None) or {})
+    symmetries = list(getattr(net, "symmetries", ()) or ())
+    card = ModelCard.from_dict({**own, "architecture": config}).replace(
         name=config.get("name"),
-        architecture=config,
-        symmetries=list(getattr(net, "symmetries", ()) or ()),
-        symmetry_group=_group_name(config, getattr(net, "symmetries", ()) or ()),
+        symmetries=tuple(symmetries),
+        symmetry_group=_group_name(config, symmetries),
         t_in=config.get("t_in"),
-        velocity=bool(config.get("velocity", card.get("velocity", True))),
+        velocity=bool(config.get("velocity", own.get("velocity", True))),
     )
     if isinstance(model, NormalizedModel):
-        card["normalization"] = {**dict(card.get("normalization") or {}), **model.normalization_card()}
+        card = card.replace(normalization={**card.normalization, **model.normalization_card()})
     return card
 
 
@@ -319,7 +275,7 @@ def save_model(model, path: str | os.PathLike, card: Mapping | None = None, *,
     ...     p.name, read_card(p)["format_version"], read_card(p)["architecture"]["name"]
     ('tiny.xequi', 1, 'resnet')
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save_file  # the file format's own writer, needed here only
 
     target = Path(path)
     if not target.suffix:
@@ -329,27 +285,22 @@ def save_model(model, path: str | os.PathLike, card: Mapping | None = None, *,
             f"checkpoint {str(target)!r} already exists.",
             fix="choose another path, or pass overwrite=True",
         )
-    full = _base_card(model)
-    if card:
-        full.update(_jsonable(dict(card)))
-    net = _inner(model)
-    tensors = _tensors_for_saving(net)
     base = _base_card(model)
-    full.update(
-        format="xequi-model-card",
+    tensors = _tensors_for_saving(_inner(model))
+    full = ModelCard.from_dict({**base.to_dict(), **jsonable(dict(card or {}))}).replace(
+        format=CARD_FORMAT,
         format_version=FORMAT_VERSION,
-        name=base["name"],
-        architecture=base["architecture"],
-        symmetries=base["symmetries"],
-        symmetry_group=base["symmetry_group"],
-        t_in=base["t_in"],
+        name=base.name,
+        architecture=base.architecture,
+        symmetries=base.symmetries,
+        symmetry_group=base.symmetry_group,
+        t_in=base.t_in,
         xequi_version=__version__,
         created=_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
         weights_sha256=weights_digest(tensors),
     )
-    if "normalization" in base:
-        full["normalization"] = base["normalization"]
-    text = json.dumps(_jsonable(full), sort_keys=True)
+    if base.normalization:
+        full = full.replace(normalization=base.normalization)
 
     parent = target.parent if str(target.parent) else Path(".")
     try:
@@ -357,16 +308,12 @@ def save_model(model, path: str | os.PathLike, card: Mapping | None = None, *,
     except OSError as err:
         raise ParameterError(f"cannot create the directory {str(parent)!r}: {err.strerror}.",
                              fix="choose a path in a directory you can write to") from None
-    tmp = parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
     try:
-        save_file(tensors, str(tmp), metadata={_CARD_KEY: text})
-        os.replace(tmp, target)  # atomic on POSIX: readers see the old or the new file
+        with atomic_path(target) as tmp:  # readers see the old or the new file
+            save_file(tensors, str(tmp), metadata={_CARD_KEY: full.to_json()})
     except PermissionError as err:
         raise ParameterError(f"cannot write the checkpoint {str(target)!r}: {err.strerror}.",
                              fix="choose a path in a directory you can write to") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return target
 
 
@@ -437,7 +384,7 @@ def _check_version(card: Mapping, path: Path) -> None:
 
 
 def _read_card_only(path: Path) -> dict:
-    from safetensors import safe_open
+    from safetensors import safe_open  # the file format's own reader
 
     _check_file(path)
     try:
@@ -451,11 +398,11 @@ def _read_card_only(path: Path) -> dict:
             fix="save models with xequi.checkpoint.save_model (it writes the card)",
         )
     try:
-        card = json.loads(meta[_CARD_KEY])
-    except json.JSONDecodeError as err:
+        card = loads(meta[_CARD_KEY])
+    except ModelError as err:  # JSON, but not an object
+        raise _corrupt(path, ValueError(err.problem)) from None
+    except ValueError as err:  # not JSON
         raise _corrupt(path, err) from None
-    if not isinstance(card, dict):
-        raise _corrupt(path, ValueError("the model card is not a JSON object"))
     _check_version(card, path)
     return card
 
@@ -600,10 +547,7 @@ def load_model(name_or_path, device: str = "cpu"):
     ...     m(torch.zeros(1, 2, 2, 8, 8)).shape, m.card["weights_sha256"][:7]
     (torch.Size([1, 2, 8, 8]), 'sha256:')
     """
-    import torch
-    from safetensors import safe_open
-
-    from xequi.train import NormalizedModel
+    from safetensors import safe_open  # the file format's own reader
 
     path = _resolve(name_or_path)
     card = _read_card_only(path)
@@ -623,8 +567,6 @@ def load_model(name_or_path, device: str = "cpu"):
     if not isinstance(arch, Mapping) or "name" not in arch:
         raise CheckpointError(f"the model card of {str(path)!r} has no architecture to rebuild.",
                               fix="re-save the model with xequi.checkpoint.save_model")
-    from xequi import models
-
     net = models.create(**arch)
     net.train()
     try:
@@ -635,7 +577,7 @@ def load_model(name_or_path, device: str = "cpu"):
             f"recorded in its card: {str(err).splitlines()[0]}",
             fix="re-save the checkpoint with this xequi version",
         ) from None
-    norm = card.get("normalization") or {}
+    norm = card.get("normalization") or {}  # the card is returned as stored (see read_card)
     model = NormalizedModel(net, scale=norm.get("scale"), offset=norm.get("offset"),
                             velocity_scale=norm.get("velocity_scale"))
     model.card = card

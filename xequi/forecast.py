@@ -24,6 +24,10 @@ On dask-backed input the result is lazy: one task per init time (``dask.delayed`
 with :mod:`dask.array`; it runs on whatever scheduler is active (e.g. a
 ``dask.distributed.LocalCluster``) and gives the same numbers as the eager path.
 
+Every call is first *planned*: the model resolved, the data matched to its card, windows, init
+and lead times decided, nothing loaded. The frozen :class:`ForecastPlan` is then run eagerly,
+lazily (dask), or resumably into a zarr store, so each way of running can be tested on its own.
+
 Symmetry of the whole pipeline
 ------------------------------
 Unit conversion and the normalization are multiplications by positive constants (and offsets
@@ -62,19 +66,28 @@ Bring your own network with :func:`as_forecast_model`, which writes the minimal 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime as _dt
+import hashlib
+import json
 import math
 import os
 import uuid
 import weakref
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from numbers import Integral
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
+import torch
 import xarray as xr
+from tqdm.auto import tqdm
 
+from xequi import checkpoint as ck
+from xequi import routing
 from xequi._version import __version__
 from xequi.errors import (
     GridError,
@@ -84,6 +97,26 @@ from xequi.errors import (
     UnitsError,
     VariableNotFoundError,
 )
+from xequi.fields import (
+    Axes,
+    GridInfo,
+    _units_attr,
+    check_grid,
+    check_real,
+    find_axes,
+    find_velocity,
+    from_model_frame,
+    parse_units,
+    to_model_frame,
+)
+from xequi.io import ZARR_WRITE_KWARGS, _remove, atomic_path, move_into_place, output_format, \
+    write_dataset
+from xequi.models.card import DEFAULT_WINDOW, ModelCard, quantity_to_str
+from xequi.models.normalized import NormalizedModel
+from xequi.models.normalized import resolve_device as _device
+from xequi.symmetry import scale_factor, transform
+from xequi.units import registry
+from xequi.windows import WindowSpec, iter_windows, plan_windows, stitch
 
 __all__ = [
     "GRID_RTOL",
@@ -94,39 +127,19 @@ __all__ = [
     "resolve_model",
     "model_info",
     "parse_init_time",
+    "ForecastPlan",
 ]
 
 #: Relative tolerance of the grid-spacing / time-step check against the model card.
 GRID_RTOL = 1e-3
-#: Window size used when the model card records none.
-DEFAULT_WINDOW = 64
+# DEFAULT_WINDOW (the window size used when the model card records none) lives with the card
+# in xequi.models.card and is re-exported here.
 _DEFAULT_BATCH = {"cpu": 32, "cuda": 64}
 
 
 # --------------------------------------------------------------------------------------------
 # the model
 # --------------------------------------------------------------------------------------------
-def _ureg():
-    from cf_xarray.units import units
-
-    return units
-
-
-def _quantity(text, what: str):
-    """A card grid entry (``"5000 m"``) as a quantity of cf-xarray's registry (that of fields)."""
-    if text is None:
-        return None
-    ureg = _ureg()
-    if hasattr(text, "magnitude") and hasattr(text, "units"):
-        text = f"{text.magnitude} {text.units}"
-    try:
-        return ureg.Quantity(str(text))
-    except Exception as err:
-        raise ModelError(f"the model card's grid entry {what}={text!r} cannot be parsed ({err}).",
-                         fix="re-save the model with a card whose grid entries are quantity "
-                             "strings such as '5000 m' (see as_forecast_model)") from None
-
-
 def as_forecast_model(net, *, dx=None, dy=None, dt=None, units: str = "m s-1",
                       scalars: Mapping[str, str] | None = None, names=("u", "v"),
                       standard_names=(None, None), t_in: int | None = None,
@@ -180,11 +193,6 @@ def as_forecast_model(net, *, dx=None, dy=None, dt=None, units: str = "m s-1",
     >>> m.card["t_in"], m.card["grid"], [c["units"] for c in m.card["channels"]]
     (2, {'dx': '10 km', 'dy': '10 km', 'dt': '1 h'}, ['m s-1', 'm s-1'])
     """
-    import torch
-
-    from xequi import checkpoint as ck
-    from xequi.train import NormalizedModel
-
     if not isinstance(net, torch.nn.Module):
         raise ModelError(f"net must be a torch.nn.Module, got {type(net).__name__}.",
                          fix="pass a network mapping (B, t_in, C, H, W) to (B, C, H, W)")
@@ -215,30 +223,20 @@ def as_forecast_model(net, *, dx=None, dy=None, dt=None, units: str = "m s-1",
     n_vel = len(channels)
     for i, (n, un) in enumerate(dict(scalars or {}).items()):
         channels.append({"name": n, "standard_name": None, "units": un, "index": n_vel + i})
-    grid = {}
-    for key, val in (("dx", dx), ("dy", dy if dy is not None else dx), ("dt", dt)):
-        if val is not None:
-            grid[key] = ck.quantity_to_str(val) if not isinstance(val, str) else val
-            _quantity(grid[key], key)
-    card = {
-        "name": name or config.get("name") or type(inner).__name__,
-        "architecture": config,
-        "symmetries": sym,
-        "symmetry_group": ck._group_name(config, sym),
-        "t_in": int(t_in),
-        "velocity": velocity,
-        "channels": channels,
-        "grid": grid,
-        "normalization": model.normalization_card(),
-        "xequi_version": __version__,
-    }
-    if window is not None:
-        card["window"] = list(window) if not isinstance(window, Integral) else [int(window)] * 2
+    spacing = {"dx": dx, "dy": dx if dy is None else dy, "dt": dt}
+    grid = {key: quantity_to_str(val) for key, val in spacing.items() if val is not None}
+    card = ModelCard(
+        name=name or config.get("name") or type(inner).__name__, architecture=config,
+        symmetries=tuple(sym), symmetry_group=ck._group_name(config, sym), t_in=int(t_in),
+        velocity=velocity, channels=tuple(channels), grid=grid,
+        normalization=model.normalization_card(), xequi_version=__version__, window=window)
+    for key in grid:
+        card.quantity(key)  # a grid entry pint cannot read is refused now, not at forecast time
     try:
-        card["weights_sha256"] = ck.weights_digest(ck._tensors_for_saving(inner))
+        card = card.replace(weights_sha256=ck.weights_digest(ck._tensors_for_saving(inner)))
     except Exception:  # pragma: no cover - exotic modules whose state dict cannot be read
-        card["weights_sha256"] = None
-    model.card = card
+        pass
+    model.card = card.to_dict()
     return model.eval()
 
 
@@ -270,13 +268,8 @@ def resolve_model(model, device="cpu"):
     >>> type(m).__name__, m.card["t_in"]
     ('NormalizedModel', 2)
     """
-    import torch
-
-    from xequi.checkpoint import load_model
-    from xequi.train import NormalizedModel
-
     if isinstance(model, (str, os.PathLike)):
-        return load_model(model, device=device)
+        return ck.load_model(model, device=device)
     if isinstance(model, torch.nn.Module):
         card = getattr(model, "card", None)
         if not isinstance(card, Mapping) or not card.get("channels") or not card.get("t_in"):
@@ -325,47 +318,28 @@ def model_info(model) -> dict:
     >>> info["t_in"], str(info["dx"])
     (2, '1 kilometer')
     """
-    card = dict(getattr(model, "card", None) or {})
-    chans = card.get("channels") or []
-    velocity = card.get("velocity")
-    if velocity is None:  # cards written before the key existed: velocity models
-        velocity = (card.get("architecture") or {}).get("velocity", True)
-    velocity = bool(velocity)
-    if len(chans) < (2 if velocity else 1):
-        raise ModelError(f"the model card lists {len(chans)} channel(s); "
+    raw = dict(getattr(model, "card", None) or {})
+    card = ModelCard.from_dict(raw)  # the fallbacks for older cards live there
+    if len(card.channels) < (2 if card.velocity else 1):
+        raise ModelError(f"the model card lists {len(card.channels)} channel(s); "
                          + ("velocity models take (u, v) as their first two channels."
-                            if velocity else "a scalar-only model needs at least one."),
+                            if card.velocity else "a scalar-only model needs at least one."),
                          fix="re-create the card with as_forecast_model(net, units=..., "
                              "scalars={...})")
-    try:
-        t_in = int(card.get("t_in"))
-    except (TypeError, ValueError):
-        raise ModelError(f"the model card has no valid t_in ({card.get('t_in')!r}).",
-                         fix="re-create the card with as_forecast_model(net, t_in=...)") from None
-    grid = card.get("grid") or {}
-    window = card.get("window")
-    if window is None:
-        window = ((card.get("training") or {}).get("hyperparameters") or {}).get("window")
-    if window is None:
-        window = DEFAULT_WINDOW
-    if isinstance(window, Integral):
-        window = (int(window), int(window))
-    elif isinstance(window, Mapping):
-        window = tuple(int(v) for v in list(window.values())[-2:])
-    window = tuple(int(v) for v in window)
-    dx = _quantity(grid.get("dx"), "dx")
-    dy = _quantity(grid.get("dy", grid.get("dx")), "dy")
+    if card.t_in is None:
+        raise ModelError(f"the model card has no valid t_in ({raw.get('t_in')!r}).",
+                         fix="re-create the card with as_forecast_model(net, t_in=...)")
     return {
-        "name": card.get("name") or (card.get("architecture") or {}).get("name") or "unnamed",
-        "t_in": t_in,
-        "velocity": velocity,
-        "n_velocity": 2 if velocity else 0,
-        "channels": [dict(c) for c in chans],
-        "dx": dx, "dy": dy, "dt": _quantity(grid.get("dt"), "dt"),
-        "window": window,
-        "symmetries": list(card.get("symmetries") or getattr(model, "symmetries", ()) or ()),
-        "symmetry_group": card.get("symmetry_group") or "",
-        "weights_sha256": card.get("weights_sha256"),
+        "name": card.name,
+        "t_in": card.t_in,
+        "velocity": card.velocity,
+        "n_velocity": card.n_velocity,
+        "channels": [dict(c) for c in card.channels],
+        "dx": card.quantity("dx"), "dy": card.quantity("dy"), "dt": card.quantity("dt"),
+        "window": card.window,
+        "symmetries": list(card.symmetries or getattr(model, "symmetries", ()) or ()),
+        "symmetry_group": card.symmetry_group,
+        "weights_sha256": card.weights_sha256,
     }
 
 
@@ -377,8 +351,6 @@ def _state_signature(model) -> tuple:
     the weights do, however they were written (in place, through ``.data``, by
     ``load_state_dict``). Not tensor identities: e2cnn re-creates its derived filter buffers
     whenever the mode toggles (e.g. during ``export()``)."""
-    import torch
-
     state = model.state_dict()
     keys = sorted(state)
     meta = tuple((k, tuple(state[k].shape), state[k].device.type) for k in keys)
@@ -403,12 +375,6 @@ def _exported(model):
     except TypeError:  # pragma: no cover - not weak-referenceable
         pass
     return net
-
-
-def _device(device):
-    from xequi.train import _device as resolve  # one device rule for training and forecasting
-
-    return resolve(device)
 
 
 # --------------------------------------------------------------------------------------------
@@ -457,9 +423,7 @@ def _target_units(names, info) -> dict:
 
 def _check_units(ds, names, units, target, model_name, n_velocity=2):
     """Raise a clear UnitsError when a variable cannot be converted to the model's units."""
-    from xequi.fields import _units_attr, parse_units
-
-    ureg = _ureg()
+    ureg = registry()
     for i, n in enumerate(names):
         if n not in target:
             continue
@@ -483,9 +447,6 @@ def _rel(a, b) -> float:
 
 def _grid_factor(grid, info, grid_rtol: float) -> float:
     """Check the data grid against the card; the scale factor λ (1 when the grid matches)."""
-    from xequi.fields import Axes, GridInfo
-    from xequi.symmetry import scale_factor
-
     pairs = [("dx", grid.dx, info["dx"]), ("dy", grid.dy, info["dy"]), ("dt", grid.dt, info["dt"])]
     ratios, problems = {}, []
     for key, have, want in pairs:
@@ -531,8 +492,6 @@ def _fmt(value) -> str:
 
 def _init_positions(ds, tdim: str, init_time, t_in: int) -> np.ndarray:
     """Positions along ``tdim`` of the requested init times (label-based, like ``.sel``)."""
-    import pandas as pd
-
     nt = int(ds.sizes[tdim])
     first = t_in - 1
     labels = ds[tdim].values if tdim in ds.coords else np.arange(nt)
@@ -640,8 +599,6 @@ def parse_init_time(text: str | None, ds: xr.Dataset | None = None, time: str | 
     text = str(text).strip()
     conv = str
     if ds is not None:
-        from xequi.fields import find_axes
-
         tdim = time or find_axes(ds).t
         if tdim is not None and tdim in ds.coords:
             dtype = ds[tdim].dtype
@@ -679,10 +636,6 @@ def _rollout_domain(net, history: np.ndarray, steps: int, spec, batch_size: int,
 
     Returns ``(steps, C, ny, nx)`` float32.
     """
-    import torch
-
-    from xequi.windows import iter_windows, stitch
-
     # Every step windows the CURRENT full-domain state, runs all windows, and stitches the next
     # frame onto the whole grid before the next step. Rolling out inside isolated windows instead
     # would feed each window its own (padding-contaminated) edge predictions step after step, so
@@ -707,32 +660,29 @@ def _rollout_domain(net, history: np.ndarray, steps: int, spec, batch_size: int,
     return outs
 
 
-def _forecast_positions(ds_sel, positions, *, names, fields_kw, t_in, steps, lam, net, spec,
-                        batch_size, device, bar, tdim, n_velocity=2) -> dict[str, np.ndarray]:
+def _forecast_positions(ds_sel, positions, r: Rollout, net, device, bar) -> dict[str, np.ndarray]:
     """Forecast from each init position of ``ds_sel``: ``{name: (n_init, steps, ny, nx)}``."""
-    from xequi.fields import from_model_frame, to_model_frame
-
-    results = {n: [] for n in names}
+    results = {n: [] for n in r.names}
     for pos in positions:
-        sub = ds_sel.isel({tdim: slice(int(pos) - t_in + 1, int(pos) + 1)})
+        sub = ds_sel.isel({r.tdim: slice(int(pos) - r.t_in + 1, int(pos) + 1)})
         try:
-            mf = to_model_frame(sub, **fields_kw)
+            mf = to_model_frame(sub, **r.fields_kw)
         except MissingDataError as err:
-            when = _fmt(sub[tdim].values[-1]) if tdim in sub.coords else f"position {int(pos)}"
+            when = _fmt(sub[r.tdim].values[-1]) if r.tdim in sub.coords else f"position {int(pos)}"
             raise MissingDataError(
-                err.problem + f" (in the {t_in} input frame(s) up to init_time {when})",
+                err.problem + f" (in the {r.t_in} input frame(s) up to init_time {when})",
                 fix="pass fill='zero' to forecast (zero velocity where data are missing, e.g. "
                     "land; NaN is put back there in the output), or fill the data first") from None
         hist = mf.data.values.reshape(mf.data.shape[-4:]).astype(np.float32)  # (t_in, C, ny, nx)
-        if lam != 1.0:  # the velocity scales with the grid (λ w(λx, λ²t)); scalars do not
-            hist[:, :n_velocity] *= np.float32(lam)
-        out = _rollout_domain(net, hist, steps, spec, batch_size, device, bar)
-        if lam != 1.0:
-            out[:, :n_velocity] /= np.float32(lam)
+        if r.lam != 1.0:  # the velocity scales with the grid (λ w(λx, λ²t)); scalars do not
+            hist[:, :r.n_velocity] *= np.float32(r.lam)
+        out = _rollout_domain(net, hist, r.steps, r.spec, r.batch_size, device, bar)
+        if r.lam != 1.0:
+            out[:, :r.n_velocity] /= np.float32(r.lam)
         arr = xr.DataArray(out, dims=("lead_time", "channel", "y", "x"))
         back = from_model_frame(arr, mf)
         y, x = mf.axes.y, mf.axes.x
-        for n in names:
+        for n in r.names:
             results[n].append(back[n].transpose("lead_time", y, x).values.astype(
                 _out_dtype(ds_sel[n].dtype), copy=False))
     return {n: np.stack(v) for n, v in results.items()}
@@ -747,21 +697,53 @@ def _out_dtype(dtype) -> np.dtype:
 class _Job:
     """Everything a dask task needs besides the data (opaque to dask's argument traversal)."""
 
-    def __init__(self, net, device: str, rest: dict):
-        self.net, self.device, self.rest = net, device, rest
+    def __init__(self, net, device: str, rollout: Rollout):
+        self.net, self.device, self.rollout = net, device, rollout
 
 
 def _lazy_task(ds_sub, positions, job: _Job):
     """One dask task: forecast from one init time (runs in a worker)."""
-    import torch
-
     dev = torch.device(job.device)
     net = job.net.to(dev)
-    return _forecast_positions(ds_sub, positions, net=net, device=dev, bar=None, **job.rest)
+    return _forecast_positions(ds_sub, positions, job.rollout, net, dev, None)
 
 
 def _pick(result: dict, name: str) -> np.ndarray:
     return result[name][0]
+
+
+def _eager_arrays(plan: ForecastPlan) -> dict[str, np.ndarray]:
+    """Run the plan now, with a progress bar over steps × window batches."""
+    r = plan.rollout
+    net = plan.net.to(plan.device)
+    total = len(plan.positions) * r.steps * math.ceil(r.spec.n_windows / r.batch_size)
+    bar = tqdm(total=total, desc=f"forecast {plan.info['name']}", unit="batch",
+               disable=not plan.progress, leave=False)
+    try:
+        return _forecast_positions(plan.ds_sel, plan.positions, r, net, plan.device, bar)
+    finally:
+        bar.close()
+
+
+def _lazy_arrays(plan: ForecastPlan) -> dict:
+    """The plan as dask arrays: one task per init time."""
+    import dask  # imported only for dask-backed input
+    import dask.array as dsa
+
+    r, ds_sel = plan.rollout, plan.ds_sel
+    ny, nx = int(ds_sel.sizes[plan.axes.y]), int(ds_sel.sizes[plan.axes.x])
+    # the model is put in the graph once (one key), not once per task
+    job = dask.delayed(_Job(plan.net.to("cpu"), str(plan.device), r),
+                       name=f"xequi-forecast-job-{uuid.uuid4().hex}")
+    per_init = {n: [] for n in r.names}
+    for pos in plan.positions:
+        sub = ds_sel.isel({r.tdim: slice(int(pos) - r.t_in + 1, int(pos) + 1)})
+        task = dask.delayed(_lazy_task, pure=False)(sub, np.array([r.t_in - 1]), job)
+        for n in r.names:
+            piece = dask.delayed(_pick, pure=False)(task, n)
+            per_init[n].append(dsa.from_delayed(piece, shape=(r.steps, ny, nx),
+                                                dtype=_out_dtype(plan.ds[n].dtype)))
+    return {n: dsa.stack(per_init[n]) for n in r.names}
 
 
 # --------------------------------------------------------------------------------------------
@@ -781,8 +763,6 @@ def _lead_times(ds, tdim, steps, grid):
 
 def _assemble(ds, arrays, names, ax, inits, leads, units, provenance) -> xr.Dataset:
     """The labelled forecast Dataset from ``{name: (init, lead, ny, nx)}`` arrays."""
-    from xequi.fields import _units_attr
-
     ct = ds[ax.t] if ax.t in ds.coords else None
     data_vars = {}
     for n in names:
@@ -819,30 +799,228 @@ def _assemble(ds, arrays, names, ax, inits, leads, units, provenance) -> xr.Data
 
 
 # --------------------------------------------------------------------------------------------
-# public API
+# the plan: everything decided before anything is computed
 # --------------------------------------------------------------------------------------------
-def _run_key(ds_sel, names, inits, rest, info, net) -> str:
+@dataclass(frozen=True)
+class Rollout:
+    """How every init time is forecast: what a worker needs besides the data and the network."""
+
+    #: the dataset's variables, in the model's channel order
+    names: tuple
+    #: keyword arguments of :func:`xequi.fields.to_model_frame` for these data and this model
+    fields_kw: dict
+    t_in: int
+    steps: int
+    #: velocity scale factor λ (1 when the grid matches the model's)
+    lam: float
+    spec: WindowSpec
+    batch_size: int
+    tdim: str
+    n_velocity: int = 2
+
+
+@dataclass(frozen=True, eq=False)
+class ForecastPlan:
+    """One forecast, planned: data, network, init and lead times, output; checked, not yet run.
+
+    :func:`forecast` builds one (:func:`_plan_forecast`) and runs it eagerly, lazily (dask) or
+    resumably into a zarr store (:func:`_forecast_resumable`).
+    """
+
+    #: the caller's dataset (its labels, attrs and coordinates label the forecast)
+    ds: xr.Dataset
+    rollout: Rollout
+    axes: Axes
+    #: positions along the time axis of the init times, and their labels
+    positions: np.ndarray
+    inits: np.ndarray
+    leads: np.ndarray
+    #: the caller's ``units=`` (for variables lacking units attrs)
+    units: Mapping | None
+    provenance: dict
+    #: :func:`model_info` of the model
+    info: dict
+    #: the exported network and where it runs
+    net: torch.nn.Module
+    device: torch.device
+    progress: bool = True
+    out: Path | None = None
+    overwrite: bool = False
+
+    @property
+    def names(self) -> tuple:
+        return self.rollout.names
+
+    @property
+    def ds_sel(self) -> xr.Dataset:
+        """The forecast variables only."""
+        return self.ds[list(self.names)]
+
+    def replace(self, **changes) -> ForecastPlan:
+        return dataclasses.replace(self, **changes)
+
+
+def _check_forecast_args(ds, steps, batch_size, fill, units, grid_rtol, resume, out,
+                         overwrite) -> None:
+    """The argument checks of :func:`forecast` that need neither model nor data."""
+    if not isinstance(ds, xr.Dataset):
+        raise ParameterError(f"ds must be an xarray.Dataset, got {type(ds).__name__}.",
+                             fix="open your data with xarray.open_dataset / open_zarr")
+    if isinstance(steps, bool) or not isinstance(steps, Integral) or steps < 1:
+        raise ParameterError(f"steps must be a positive integer, got {steps!r}.",
+                             fix="pass e.g. steps=10")
+    if batch_size is not None and (isinstance(batch_size, bool) or
+                                   not isinstance(batch_size, Integral) or batch_size < 1):
+        raise ParameterError(f"batch_size must be a positive integer, got {batch_size!r}.",
+                             fix="pass e.g. batch_size=32, or None for the default")
+    if fill not in ("error", "zero"):
+        raise ParameterError(f"fill must be 'error' or 'zero', got {fill!r}.",
+                             fix="pass fill='zero' to treat NaN (land) as zero velocity")
+    if units is not None and not isinstance(units, Mapping):
+        raise ParameterError(f"units must be a mapping {{variable or dimension: units}}, got "
+                             f"{units!r}.", fix="pass e.g. units={'u': 'cm/s', 'v': 'cm/s', "
+                                                "'x': 'km'}")
+    if not (isinstance(grid_rtol, (int, float)) and grid_rtol > 0):
+        raise ParameterError(f"grid_rtol must be > 0, got {grid_rtol!r}.", fix="pass e.g. 1e-3")
+    if resume and (out is None or Path(out).suffix.lower() != ".zarr"):
+        raise ParameterError(f"resume=True needs a .zarr out= to write into, got out={out!r}.",
+                             fix="pass out='forecast.zarr' (netCDF cannot be written "
+                                 "incrementally), or drop resume=True")
+    if out is not None:
+        _check_out(out, overwrite)
+
+
+def _match_variables(ds, info: dict, u, v, scalars, units) -> tuple[tuple, dict, str, str]:
+    """The dataset's variables for the model's channels, checked for realness and units:
+    (names, target units, u name, v name)."""
+    nv = info["n_velocity"]
+    if nv:
+        un, vn = find_velocity(ds, u=u, v=v)
+    elif u is not None or v is not None:
+        raise ParameterError(f"u= / v= were given but the model {info['name']!r} is scalar-only "
+                             f"(channels {[c.get('name') for c in info['channels']]}).",
+                             fix="drop u= and v=; name the scalar variables with scalars=")
+    else:
+        un = vn = None
+    scal = _find_scalars(ds, info, scalars, un, vn)
+    names = (un, vn, *scal) if nv else tuple(scal)
+    check_real(ds, names)
+    target = _target_units(names, info)
+    _check_units(ds, names, units, target, info["name"], n_velocity=nv)
+    return names, target, un, vn
+
+
+def _forecast_grid(ds, names, units, info: dict) -> GridInfo:
+    """The data's grid, with a time axis of at least ``t_in`` steps and no extra dimensions."""
+    dim_units = {k: val for k, val in (units or {}).items() if k in ds.dims}
+    grid = check_grid(ds[list(names)], units=dim_units)
+    ax, t_in = grid.axes, info["t_in"]
+    if ax.t is None:
+        raise GridError(f"no time axis found (dims {tuple(ds.dims)}); a forecast starts from "
+                        f"the model's t_in = {t_in} past frames.",
+                        fix="add a time dimension (axis='T' / standard_name='time')")
+    extra = [d for n in names for d in ds[n].dims if d not in (ax.x, ax.y, ax.t)]
+    if extra:
+        raise ParameterError(f"the variables have extra dimensions {sorted(set(extra))} besides "
+                             f"time, {ax.y!r} and {ax.x!r}.",
+                             fix=f"select one level, e.g. ds.isel({extra[0]}=0), and forecast "
+                                 "each separately")
+    if grid.nt < t_in:
+        raise ModelError(f"the model {info['name']!r} needs t_in = {t_in} input frames but the "
+                         f"data have {grid.nt} time step(s) along {ax.t!r}.",
+                         fix=f"pass at least {t_in} consecutive time steps")
+    return grid
+
+
+def _provenance(info: dict, steps: int, spec: WindowSpec, lam: float) -> dict:
+    """The forecast's provenance attrs."""
+    return {
+        "title": f"xequi forecast ({info['name']})",
+        "source": "xequi.forecast.forecast",
+        "model": info["name"],
+        "model_symmetry_group": info["symmetry_group"],
+        "model_symmetries": ", ".join(info["symmetries"]),
+        "model_weights_sha256": str(info["weights_sha256"]),
+        "model_t_in": info["t_in"],
+        "xequi_version": __version__,
+        "forecast_steps": steps,
+        "forecast_window": list(spec.window),
+        "forecast_overlap": list(spec.overlap),
+        "forecast_scale_factor": lam,
+        "created": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+    }
+
+
+def _plan_forecast(ds: xr.Dataset, model, steps: int, init_time=None, *, u=None, v=None,
+                   scalars=None, units=None, fill="error", batch_size=None, device="auto",
+                   progress=True, window=None, overlap=None, periodic=None,
+                   grid_rtol=GRID_RTOL, out=None, overwrite=False) -> ForecastPlan:
+    """Resolve the model, match the data to it and decide windows, init and lead times
+    (metadata only: no data are loaded). Arguments as in :func:`forecast`, already checked
+    by :func:`_check_forecast_args`."""
+    dev = _device(device)
+    net_full = resolve_model(model, device="cpu")
+    info = model_info(net_full)
+    names, target, un, vn = _match_variables(ds, info, u, v, scalars, units)
+    grid = _forecast_grid(ds, names, units, info)
+    ax = grid.axes
+    lam = _grid_factor(grid, info, grid_rtol)
+    positions = _init_positions(ds, ax.t, init_time, info["t_in"])
+    leads = _lead_times(ds, ax.t, int(steps), grid)
+    labels = ds[ax.t].values if ax.t in ds.coords else np.arange(grid.nt)
+    spec = plan_windows((grid.ny, grid.nx), window=info["window"] if window is None else window,
+                        overlap=overlap,
+                        periodic=bool(periodic) if not isinstance(periodic, (tuple, list, dict))
+                        else periodic)
+    nv = info["n_velocity"]
+    fields_kw = dict(u=un, v=vn, scalars=list(names[nv:]), units=units,
+                     target_units=target or None, fill=fill, x=ax.x, y=ax.y, t=ax.t,
+                     velocity=bool(nv))
+    rollout = Rollout(names=names, fields_kw=fields_kw, t_in=info["t_in"], steps=int(steps),
+                      lam=lam, spec=spec, tdim=ax.t, n_velocity=nv,
+                      batch_size=int(batch_size if batch_size is not None
+                                     else _DEFAULT_BATCH.get(dev.type, 32)))
+    return ForecastPlan(
+        ds=ds, rollout=rollout, axes=ax, positions=positions, inits=labels[positions],
+        leads=leads, units=units,
+        provenance=_provenance(info, int(steps), spec, lam), info=info,
+        net=_exported(net_full), device=dev, progress=progress,
+        out=None if out is None else Path(out), overwrite=overwrite)
+
+
+# --------------------------------------------------------------------------------------------
+# running a plan: resumable writing
+# --------------------------------------------------------------------------------------------
+def _assemble_plan(plan: ForecastPlan, arrays) -> xr.Dataset:
+    return _assemble(plan.ds, arrays, plan.names, plan.axes, plan.inits, plan.leads, plan.units,
+                     plan.provenance)
+
+
+def _run_key(plan: ForecastPlan) -> str:
     """Hash of everything that determines a forecast's numbers: data (values, labels, attrs),
     model weights, init times and rollout settings. A partial store is resumed only under it."""
-    import hashlib
-    import json
-
+    r, ds_sel = plan.rollout, plan.ds_sel
     h = hashlib.sha256()
-    meta = {"names": list(names), "inits": [str(i) for i in inits], "steps": rest["steps"],
-            "t_in": rest["t_in"], "lam": rest["lam"], "window": list(rest["spec"].window),
-            "overlap": list(rest["spec"].overlap), "fields": repr(rest["fields_kw"]),
-            "weights": str(info["weights_sha256"]), "state": repr(_state_signature(net)),
+    meta = {"names": list(r.names), "inits": [str(i) for i in plan.inits], "steps": r.steps,
+            "t_in": r.t_in, "lam": r.lam, "window": list(r.spec.window),
+            "overlap": list(r.spec.overlap), "fields": repr(r.fields_kw),
+            "weights": str(plan.info["weights_sha256"]), "state": repr(_state_signature(plan.net)),
             "version": __version__, "dims": {str(k): int(v) for k, v in ds_sel.sizes.items()}}
     h.update(json.dumps(meta, sort_keys=True, default=str).encode())
-    for n in list(names) + [str(c) for c in ds_sel.coords]:
+    for n in list(r.names) + [str(c) for c in ds_sel.coords]:
         var = ds_sel[n]
         h.update(repr((n, var.dims, str(var.dtype), sorted(map(str, var.attrs.items())))).encode())
         h.update(np.ascontiguousarray(var.values).tobytes())
     return h.hexdigest()
 
 
-def _forecast_resumable(ds, ds_sel, positions, names, ax, inits, leads, units, provenance, rest,
-                        net, dev, target: Path, overwrite: bool, info, progress) -> xr.Dataset:
+def _partial_paths(target: Path) -> tuple[Path, Path]:
+    """The partial store and its progress record beside ``target``."""
+    parent = target.parent if str(target.parent) else Path(".")
+    return parent / f".{target.name}.partial", parent / f".{target.name}.partial.json"
+
+
+def _forecast_resumable(plan: ForecastPlan) -> xr.Dataset:
     """``forecast(..., out=<zarr>, resume=True)``: write init time by init time, resumably.
 
     Layout: the partial store ``.<name>.partial`` (zarr, the full forecast's metadata and
@@ -852,79 +1030,78 @@ def _forecast_resumable(ds, ds_sel, positions, names, ax, inits, leads, units, p
     means that init time is computed and written again (region writes are idempotent). When
     all are done the store is renamed into place and the record deleted.
     """
-    import json
-
-    import dask.array as dsa
-    from tqdm.auto import tqdm
-
-    from xequi.io import ZARR_WRITE_KWARGS, _remove
-
-    parent = target.parent if str(target.parent) else Path(".")
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = parent / f".{target.name}.partial"
-    record = parent / f".{target.name}.partial.json"
-    key = _run_key(ds_sel, names, inits, rest, info, net)
-    done = 0
-    if record.exists() and tmp.exists():
-        try:
-            prog = json.loads(record.read_text())
-        except (OSError, ValueError):
-            prog = {}
-        if prog.get("key") == key:
-            done = int(prog.get("done", 0))
-        else:
-            raise ParameterError(
-                f"{str(tmp)!r} is a partial forecast of a different run (other data, model, "
-                "init times or settings): it cannot be resumed with these arguments.",
-                fix=f"repeat the interrupted call's arguments, or delete {str(tmp)!r} and "
-                    f"{str(record)!r} to start afresh")
+    target = plan.out
+    partial, record = _partial_paths(target)
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    key = _run_key(plan)
+    done = _resume_point(partial, record, key)
     if done == 0:  # (re)start: the full layout, data still empty
-        _remove(tmp)
-        shape = (len(positions), rest["steps"], int(ds_sel.sizes[ax.y]), int(ds_sel.sizes[ax.x]))
-        empty = {n: dsa.zeros(shape, chunks=(1,) + shape[1:], dtype=_out_dtype(ds[n].dtype))
-                 for n in names}
-        template = _assemble(ds, empty, names, ax, inits, leads, units, provenance)
-        template.attrs["forecast_resumable"] = 1
-        template.drop_encoding().to_zarr(tmp, mode="w", compute=False, **ZARR_WRITE_KWARGS)
+        _write_template(plan, partial)
         _write_record(record, key, 0)
-    net = net.to(dev)
-    bar = tqdm(total=len(positions), initial=done, desc=f"forecast {info['name']} (resumable)",
-               unit="init", disable=not progress, leave=False)
+    net, ax = plan.net.to(plan.device), plan.axes
+    bar = tqdm(total=len(plan.positions), initial=done, unit="init", leave=False,
+               desc=f"forecast {plan.info['name']} (resumable)", disable=not plan.progress)
     try:
-        for i in range(done, len(positions)):
-            arrays = _forecast_positions(ds_sel, positions[i:i + 1], net=net, device=dev,
-                                         bar=None, **rest)
+        for i in range(done, len(plan.positions)):
+            arrays = _forecast_positions(plan.ds_sel, plan.positions[i:i + 1], plan.rollout, net,
+                                         plan.device, None)
             region = xr.Dataset({n: (("init_time", "lead_time", ax.y, ax.x), arrays[n])
-                                 for n in names})
-            region.to_zarr(tmp, region={"init_time": slice(i, i + 1)}, zarr_format=2,
+                                 for n in plan.names})
+            region.to_zarr(partial, region={"init_time": slice(i, i + 1)}, zarr_format=2,
                            consolidated=False)
             _write_record(record, key, i + 1)
             bar.update(1)
     finally:
         bar.close()
-    old = parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
-    if target.exists():
-        if not overwrite:  # created by someone else while we ran
-            raise ParameterError(f"output {str(target)!r} already exists.",
-                                 fix="choose another path, or pass overwrite=True")
-        os.replace(target, old)
-    os.replace(tmp, target)
-    _remove(old)
+    if target.exists() and not plan.overwrite:  # created by someone else while we ran
+        raise ParameterError(f"output {str(target)!r} already exists.",
+                             fix="choose another path, or pass overwrite=True")
+    move_into_place(partial, target)
     record.unlink(missing_ok=True)
     return xr.open_zarr(target, consolidated=True)
 
 
+def _resume_point(partial: Path, record: Path, key: str) -> int:
+    """How many init times a partial store of this run holds (0: none, start afresh)."""
+    if not (record.exists() and partial.exists()):
+        return 0
+    try:
+        prog = json.loads(record.read_text())
+    except (OSError, ValueError):
+        prog = {}
+    if prog.get("key") != key:
+        raise ParameterError(
+            f"{str(partial)!r} is a partial forecast of a different run (other data, model, "
+            "init times or settings): it cannot be resumed with these arguments.",
+            fix=f"repeat the interrupted call's arguments, or delete {str(partial)!r} and "
+                f"{str(record)!r} to start afresh")
+    return int(prog.get("done", 0))
+
+
+def _write_template(plan: ForecastPlan, partial: Path) -> None:
+    """The partial store's full layout (metadata, coordinates), its data not yet written."""
+    import dask.array as dsa  # imported only for resumable writing (lazy, never computed)
+
+    _remove(partial)
+    ds_sel = plan.ds_sel
+    shape = (len(plan.positions), plan.rollout.steps, int(ds_sel.sizes[plan.axes.y]),
+             int(ds_sel.sizes[plan.axes.x]))
+    empty = {n: dsa.zeros(shape, chunks=(1,) + shape[1:], dtype=_out_dtype(plan.ds[n].dtype))
+             for n in plan.names}
+    template = _assemble_plan(plan, empty)
+    template.attrs["forecast_resumable"] = 1
+    template.drop_encoding().to_zarr(partial, mode="w", compute=False, **ZARR_WRITE_KWARGS)
+
+
 def _write_record(record: Path, key: str, done: int) -> None:
-    import json
-
-    tmp = record.with_name(record.name + f".tmp-{uuid.uuid4().hex[:8]}")
-    tmp.write_text(json.dumps({"key": key, "done": done}))
-    os.replace(tmp, record)
+    with atomic_path(record) as tmp:
+        tmp.write_text(json.dumps({"key": key, "done": done}))
 
 
+# --------------------------------------------------------------------------------------------
+# public API
+# --------------------------------------------------------------------------------------------
 def _check_out(out, overwrite):
-    from xequi.io import output_format
-
     output_format(out)
     target = Path(out)
     if target.exists() and not overwrite:
@@ -1060,150 +1237,22 @@ def forecast(ds, model, steps: int = 10, init_time=None, *, u: str | None = None
     >>> fc.u.dims, fc.u.shape, str(fc.lead_time.values[1].astype("timedelta64[h]"))
     (('init_time', 'lead_time', 'y', 'x'), (1, 2, 30, 40), '2 hours')
     """
-    from xequi.fields import check_grid, check_real, find_velocity
-
     if isinstance(ds, xr.DataArray):
         return _forecast_dataarray(ds, model, steps=steps, init_time=init_time, u=u, v=v,
                                    scalars=scalars, units=units, fill=fill,
                                    batch_size=batch_size, device=device, progress=progress,
                                    window=window, overlap=overlap, periodic=periodic, out=out,
                                    overwrite=overwrite, grid_rtol=grid_rtol, resume=resume)
-    if not isinstance(ds, xr.Dataset):
-        raise ParameterError(f"ds must be an xarray.Dataset, got {type(ds).__name__}.",
-                             fix="open your data with xarray.open_dataset / open_zarr")
-    if isinstance(steps, bool) or not isinstance(steps, Integral) or steps < 1:
-        raise ParameterError(f"steps must be a positive integer, got {steps!r}.",
-                             fix="pass e.g. steps=10")
-    steps = int(steps)
-    if batch_size is not None and (isinstance(batch_size, bool) or
-                                   not isinstance(batch_size, Integral) or batch_size < 1):
-        raise ParameterError(f"batch_size must be a positive integer, got {batch_size!r}.",
-                             fix="pass e.g. batch_size=32, or None for the default")
-    if fill not in ("error", "zero"):
-        raise ParameterError(f"fill must be 'error' or 'zero', got {fill!r}.",
-                             fix="pass fill='zero' to treat NaN (land) as zero velocity")
-    if units is not None and not isinstance(units, Mapping):
-        raise ParameterError(f"units must be a mapping {{variable or dimension: units}}, got "
-                             f"{units!r}.", fix="pass e.g. units={'u': 'cm/s', 'v': 'cm/s', "
-                                                "'x': 'km'}")
-    if not (isinstance(grid_rtol, (int, float)) and grid_rtol > 0):
-        raise ParameterError(f"grid_rtol must be > 0, got {grid_rtol!r}.", fix="pass e.g. 1e-3")
-    if resume and (out is None or Path(out).suffix.lower() != ".zarr"):
-        raise ParameterError(f"resume=True needs a .zarr out= to write into, got out={out!r}.",
-                             fix="pass out='forecast.zarr' (netCDF cannot be written "
-                                 "incrementally), or drop resume=True")
-    if out is not None:
-        _check_out(out, overwrite)
-    dev = _device(device)
-    net_full = resolve_model(model, device="cpu")
-    info = model_info(net_full)
-    t_in = info["t_in"]
-
-    # ---- fields, units and grid (metadata only: nothing is loaded here) ---------------------
-    nv = info["n_velocity"]
-    if nv:
-        un, vn = find_velocity(ds, u=u, v=v)
-    elif u is not None or v is not None:
-        raise ParameterError(f"u= / v= were given but the model {info['name']!r} is scalar-only "
-                             f"(channels {[c.get('name') for c in info['channels']]}).",
-                             fix="drop u= and v=; name the scalar variables with scalars=")
-    else:
-        un = vn = None
-    scal = _find_scalars(ds, info, scalars, un, vn)
-    names = (un, vn, *scal) if nv else tuple(scal)
-    check_real(ds, names)
-    target = _target_units(names, info)
-    _check_units(ds, names, units, target, info["name"], n_velocity=nv)
-    dim_units = {k: val for k, val in (units or {}).items() if k in ds.dims}
-    grid = check_grid(ds[list(names)], units=dim_units)
-    ax = grid.axes
-    if ax.t is None:
-        raise GridError(f"no time axis found (dims {tuple(ds.dims)}); a forecast starts from "
-                        f"the model's t_in = {t_in} past frames.",
-                        fix="add a time dimension (axis='T' / standard_name='time')")
-    extra = [d for n in names for d in ds[n].dims if d not in (ax.x, ax.y, ax.t)]
-    if extra:
-        raise ParameterError(f"the variables have extra dimensions {sorted(set(extra))} besides "
-                             f"time, {ax.y!r} and {ax.x!r}.",
-                             fix=f"select one level, e.g. ds.isel({extra[0]}=0), and forecast "
-                                 "each separately")
-    if grid.nt < t_in:
-        raise ModelError(f"the model {info['name']!r} needs t_in = {t_in} input frames but the "
-                         f"data have {grid.nt} time step(s) along {ax.t!r}.",
-                         fix=f"pass at least {t_in} consecutive time steps")
-    lam = _grid_factor(grid, info, grid_rtol)
-    positions = _init_positions(ds, ax.t, init_time, t_in)
-    leads = _lead_times(ds, ax.t, steps, grid)
-    labels = ds[ax.t].values if ax.t in ds.coords else np.arange(grid.nt)
-    inits = labels[positions]
-
-    # ---- windows and the network ------------------------------------------------------------
-    from xequi.windows import plan_windows
-
-    win = info["window"] if window is None else window
-    spec = plan_windows((grid.ny, grid.nx), window=win, overlap=overlap,
-                        periodic=bool(periodic) if not isinstance(periodic, (tuple, list, dict))
-                        else periodic)
-    if batch_size is None:
-        batch_size = _DEFAULT_BATCH.get(dev.type, 32)
-    net = _exported(net_full)
-    fields_kw = dict(u=un, v=vn, scalars=list(scal), units=units, target_units=target or None,
-                     fill=fill, x=ax.x, y=ax.y, t=ax.t, velocity=bool(nv))
-    ds_sel = ds[list(names)]
-    now = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
-    provenance = {
-        "title": f"xequi forecast ({info['name']})",
-        "source": "xequi.forecast.forecast",
-        "model": info["name"],
-        "model_symmetry_group": info["symmetry_group"],
-        "model_symmetries": ", ".join(info["symmetries"]),
-        "model_weights_sha256": str(info["weights_sha256"]),
-        "model_t_in": t_in,
-        "xequi_version": __version__,
-        "forecast_steps": steps,
-        "forecast_window": list(spec.window),
-        "forecast_overlap": list(spec.overlap),
-        "forecast_scale_factor": lam,
-        "created": now,
-    }
-    rest = dict(names=names, fields_kw=fields_kw, t_in=t_in, steps=steps, lam=lam, spec=spec,
-                batch_size=int(batch_size), tdim=ax.t, n_velocity=nv)
-
+    _check_forecast_args(ds, steps, batch_size, fill, units, grid_rtol, resume, out, overwrite)
+    plan = _plan_forecast(ds, model, int(steps), init_time, u=u, v=v, scalars=scalars,
+                          units=units, fill=fill, batch_size=batch_size, device=device,
+                          progress=progress, window=window, overlap=overlap, periodic=periodic,
+                          grid_rtol=grid_rtol, out=out, overwrite=overwrite)
     if resume:
-        return _forecast_resumable(ds, ds_sel, positions, names, ax, inits, leads, units,
-                                   provenance, rest, net, dev, Path(out), overwrite, info,
-                                   progress)
-    if _is_lazy(ds, names):
-        import dask
-        import dask.array as dsa
-
-        # the model is put in the graph once (one key), not once per task
-        job = dask.delayed(_Job(net.to("cpu"), str(dev), rest),
-                           name=f"xequi-forecast-job-{uuid.uuid4().hex}")
-        per_init = {n: [] for n in names}
-        for pos in positions:
-            sub = ds_sel.isel({ax.t: slice(int(pos) - t_in + 1, int(pos) + 1)})
-            task = dask.delayed(_lazy_task, pure=False)(sub, np.array([t_in - 1]), job)
-            for n in names:
-                piece = dask.delayed(_pick, pure=False)(task, n)
-                per_init[n].append(dsa.from_delayed(piece, shape=(steps, grid.ny, grid.nx),
-                                                    dtype=_out_dtype(ds[n].dtype)))
-        arrays = {n: dsa.stack(per_init[n]) for n in names}
-    else:
-        from tqdm.auto import tqdm
-
-        net = net.to(dev)
-        total = len(positions) * steps * math.ceil(spec.n_windows / int(batch_size))
-        bar = tqdm(total=total, desc=f"forecast {info['name']}", unit="batch",
-                   disable=not progress, leave=False)
-        try:
-            arrays = _forecast_positions(ds_sel, positions, net=net, device=dev, bar=bar, **rest)
-        finally:
-            bar.close()
-    result = _assemble(ds, arrays, names, ax, inits, leads, units, provenance)
+        return _forecast_resumable(plan)
+    arrays = _lazy_arrays(plan) if _is_lazy(ds, plan.names) else _eager_arrays(plan)
+    result = _assemble_plan(plan, arrays)
     if out is not None:
-        from xequi.io import write_dataset
-
         write_dataset(result, out, overwrite=overwrite)
     return result
 
@@ -1225,13 +1274,11 @@ def _forecast_dataarray(da: xr.DataArray, model, *, u, v, scalars, **kwargs) -> 
             fix="forecast a Dataset with all the model's variables (ds.equi.forecast), or use a "
                 "model trained on this scalar alone (xequi.train.fit(name, da) builds one with "
                 "velocity=False)")
-    name = da.name if da.name is not None and da.name not in da.coords else "__xequi_field__"
-    result = forecast(da.to_dataset(name=name), net, scalars=[name], **kwargs)
-    out = result[name]
+    routed = routing.as_dataset(da)
+    result = forecast(routed.ds, net, scalars=[routed.var], **kwargs)
     # the DataArray carries the forecast's provenance (model, xequi version, ...) beside the
     # field's own attrs (units, standard_name), which win on a clash
-    out.attrs = {**{k: val for k, val in result.attrs.items()}, **dict(out.attrs)}
-    return out.rename(da.name)
+    return routing.restore(routed, result, attrs={**result.attrs, **result[routed.var].attrs})
 
 
 def equivariance_error(ds, model, kind: str, steps: int = 1, init_time=None, *,
@@ -1288,8 +1335,6 @@ def equivariance_error(ds, model, kind: str, steps: int = 1, init_time=None, *,
     >>> err.dims, bool((err < 1e-4).all())
     (('lead_time',), True)
     """
-    from xequi.symmetry import transform
-
     kw = dict(forecast_kwargs or {})
     kw.setdefault("progress", False)
     if "out" in kw:

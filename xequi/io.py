@@ -8,16 +8,18 @@ one is complete).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import xarray as xr
 
 from xequi.errors import ParameterError
 
-__all__ = ["write_dataset", "output_format", "ZARR_WRITE_KWARGS"]
+__all__ = ["write_dataset", "output_format", "atomic_path", "move_into_place", "ZARR_WRITE_KWARGS"]
 
 #: How xequi writes zarr: format 2 with consolidated metadata, the layout every Pangeo tool reads
 #: (zarr-python 3 warns on consolidated metadata in format 3, and on reading format 3 without it).
@@ -57,11 +59,71 @@ def output_format(path: str | os.PathLike) -> str:
     return _FORMATS[suffix]
 
 
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
+def _remove(path: str | os.PathLike, *, strict: bool = True) -> None:
+    """Delete a file, link or directory tree if it exists (``strict=False``: ignore failures)."""
+    path = Path(path)
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+    except OSError:
+        if strict:
+            raise
+
+
+def _temporary(target: Path, tag: str) -> Path:
+    return target.parent / f".{target.name}.{tag}-{uuid.uuid4().hex[:8]}"
+
+
+def move_into_place(src: str | os.PathLike, target: str | os.PathLike) -> Path:
+    """Rename ``src`` to ``target`` (same folder), replacing what is there.
+
+    A file is replaced by one :func:`os.replace` (atomic: readers see the old or the new file). A
+    directory (a zarr store), or anything replaced by one, cannot be replaced in one step: the old
+    one is first renamed aside, put back if the move fails, and deleted once the new one is in
+    place.
+    """
+    src, target = Path(src), Path(target)
+    if not (target.exists() or target.is_symlink()) or not (src.is_dir() or target.is_dir()):
+        os.replace(src, target)
+        return target
+    old = _temporary(target, "old")
+    os.replace(target, old)  # keep the old output until the new one is in place
+    try:
+        os.replace(src, target)
+    except BaseException:
+        os.replace(old, target)
+        raise
+    _remove(old)
+    return target
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
+    """Write-to-temporary-then-rename: yield a temporary path beside ``target``.
+
+    Write the file or store at the yielded path inside the ``with`` block; when the block ends
+    without an exception it is moved onto ``target`` (:func:`move_into_place`), else it is
+    deleted and ``target`` is left as it was. An interrupted write (kill, crash) leaves at most a
+    hidden ``.<name>.tmp-<token>`` beside the target, never a half-written target.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     with atomic_path(Path(d) / "a.txt") as tmp:
+    ...         _ = tmp.write_text("done")
+    ...     sorted(p.name for p in Path(d).iterdir()), (Path(d) / "a.txt").read_text()
+    (['a.txt'], 'done')
+    """
+    target = Path(target)
+    tmp = _temporary(target, "tmp")
+    try:
+        yield tmp
+        move_into_place(tmp, target)
+    finally:
+        _remove(tmp, strict=False)
 
 
 def write_dataset(ds: xr.Dataset, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
@@ -116,24 +178,11 @@ def write_dataset(ds: xr.Dataset, path: str | os.PathLike, *, overwrite: bool = 
             f"the output directory {str(parent)!r} is not writable.",
             fix="choose a path in a directory you can write to",
         )
-    token = uuid.uuid4().hex[:8]
-    tmp = parent / f".{target.name}.tmp-{token}"
-    old = parent / f".{target.name}.old-{token}"
-    try:
+    with atomic_path(target) as tmp:
         if fmt == "zarr":
             # encodings of a dataset read from another store (zarr v3 codecs, netCDF
             # compression) do not carry over to this format: let xarray choose afresh.
             ds.drop_encoding().to_zarr(tmp, mode="w", **ZARR_WRITE_KWARGS)
         else:
             ds.drop_encoding().to_netcdf(tmp)
-        if target.exists():
-            os.replace(target, old)  # keep the old output until the new one is in place
-        os.replace(tmp, target)
-    except BaseException:
-        _remove(tmp)
-        if old.exists() and not target.exists():
-            os.replace(old, target)
-        raise
-    if old.exists():
-        _remove(old)
     return target

@@ -10,8 +10,9 @@ the last.
 
 Normalization that keeps the symmetries
 ---------------------------------------
-Statistics come from the training split only and are applied *outside* the network
-(:class:`NormalizedModel`): the network sees ``(x - offset) / scale`` and its output is mapped
+Statistics come from the training split only (:func:`compute_normalization`) and are applied
+*outside* the network (:class:`NormalizedModel`, which lives in :mod:`xequi.models.normalized`
+and is re-exported here): the network sees ``(x - offset) / scale`` and its output is mapped
 back with ``y * scale + offset``. The velocity channels (u, v) share **one** scale, the rms speed
 ``sqrt(mean(u² + v²))`` of the training data, with no offset: a per-component mean / std would
 break rotation equivariance (u and v would be scaled differently) and a mean subtraction would
@@ -37,13 +38,14 @@ The best model is also saved as ``checkpoint_dir/best.xequi`` (:mod:`xequi.check
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import math
 import os
-import uuid
 import warnings
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from numbers import Integral, Real
 from pathlib import Path
 
@@ -51,7 +53,11 @@ import numpy as np
 import torch
 import xarray as xr
 from torch import nn
+from tqdm.auto import tqdm
 
+from xequi import checkpoint as ck
+from xequi import fields, models, routing, symmetry
+from xequi import windows as W
 from xequi._version import __version__
 from xequi.errors import (
     CheckpointError,
@@ -60,9 +66,13 @@ from xequi.errors import (
     ModelError,
     ParameterError,
 )
+from xequi.io import atomic_path
+from xequi.models.card import ModelCard, quantity_to_str
+from xequi.models.normalized import NormalizedModel, compute_normalization
+from xequi.models.normalized import resolve_device as _device
 
 __all__ = ["fit", "NormalizedModel", "compute_normalization", "rollout_loss", "STATE_FILE",
-           "BEST_FILE"]
+           "BEST_FILE", "FitSettings"]
 
 #: Name of the resumable training-state file inside ``checkpoint_dir``.
 STATE_FILE = "train_state.pt"
@@ -70,163 +80,6 @@ STATE_FILE = "train_state.pt"
 BEST_FILE = "best.xequi"
 _STATE_VERSION = 1
 _DIMS = ("time", "channel", "y", "x")
-
-
-# --------------------------------------------------------------------------------------------
-# normalization
-# --------------------------------------------------------------------------------------------
-def compute_normalization(train: np.ndarray, symmetries: Sequence[str] = (), n_velocity: int = 2) -> dict:
-    """Symmetry-compatible normalization statistics of training data in the model frame.
-
-    Parameters
-    ----------
-    train : numpy.ndarray
-        Training data ``(..., channel, y, x)``, channels ``[u, v, *scalars]``. Use the training
-        split only.
-    symmetries : sequence of str, optional
-        The model's symmetry kinds. With ``"magnitude"`` scalar channels get no offset.
-    n_velocity : int, default 2
-        Number of leading velocity channels sharing one scale (0 for scalar-only data).
-
-    Returns
-    -------
-    dict
-        ``method``, ``velocity_scale`` (rms speed; None without velocity channels), per-channel
-        ``scale`` and ``offset`` lists (``x_net = (x - offset) / scale``).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> x = np.zeros((5, 3, 4, 4)); x[:, 0] = 3.0; x[:, 1] = 4.0; x[:, 2] = 10.0
-    >>> n = compute_normalization(x)
-    >>> n["velocity_scale"], n["scale"][:2], n["offset"]
-    (5.0, [5.0, 5.0], [0.0, 0.0, 10.0])
-    """
-    a = np.asarray(train, dtype=np.float64)
-    C = a.shape[-3]
-    chans = np.moveaxis(a, -3, 0).reshape(C, -1)
-    nv = min(int(n_velocity), C)
-    speed2 = (chans[:nv] ** 2).sum(axis=0)
-    vscale = float(np.sqrt(speed2.mean())) if nv and speed2.size else 1.0
-    if not (math.isfinite(vscale) and vscale > 0):
-        vscale = 1.0
-    scale = [vscale] * nv
-    offset = [0.0] * nv
-    mag = "magnitude" in tuple(symmetries)
-    for c in range(nv, C):
-        v = chans[c]
-        if mag:
-            off, s = 0.0, float(np.sqrt((v ** 2).mean()))
-        else:
-            off, s = float(v.mean()), float(v.std())
-        if not (math.isfinite(s) and s > 0):
-            s = 1.0
-        offset.append(off)
-        scale.append(s)
-    scalars_text = ("divided by their rms, no offset (magnitude symmetry)" if mag else
-                    "standardised by their own mean and std")
-    if nv:
-        method = "velocity_rms" if not mag else "velocity_rms+scalar_rms"
-        text = ("velocity channels divided by one scale, the rms speed of the training data, "
-                "without mean subtraction (keeps rotation, uniform-motion and magnitude "
-                "equivariance); scalar channels " + scalars_text)
-    else:
-        method = "scalar_rms" if mag else "scalar_standard"
-        text = "no velocity channels; scalar channels " + scalars_text
-    return {
-        "method": method,
-        "description": text + "; x_net = (x - offset) / scale, outside the network",
-        "velocity_scale": vscale if nv else None,
-        "scale": scale,
-        "offset": offset,
-    }
-
-
-class NormalizedModel(nn.Module):
-    """A network wrapped by a fixed normalization: ``y = net((x - offset) / scale) * scale + offset``.
-
-    This is what :func:`fit` and :func:`xequi.checkpoint.load_model` return. It takes and returns
-    model-frame tensors in physical units (those of ``card["channels"]``); attributes it does not
-    define (``config``, ``symmetries``, ``t_in``, ``check_input``, ...) are those of the wrapped
-    network.
-
-    Parameters
-    ----------
-    model : torch.nn.Module
-        The network, ``(B, t_in, C, H, W) -> (B, C, H, W)``.
-    scale, offset : sequence of float, optional
-        Per-channel statistics (length C, or 1 to broadcast). Default: 1 and 0 (identity).
-    velocity_scale : float, optional
-        The shared velocity scale, kept for the model card.
-
-    Examples
-    --------
-    >>> import torch
-    >>> class Persist(torch.nn.Module):
-    ...     def forward(self, x):
-    ...         return x[:, -1] * 2
-    >>> m = NormalizedModel(Persist(), scale=[10.0, 10.0], offset=[0.0, 1.0])
-    >>> m(torch.ones(1, 3, 2, 1, 1)).flatten().tolist()
-    [2.0, 1.0]
-    """
-
-    def __init__(self, model: nn.Module, scale=None, offset=None, velocity_scale=None):
-        super().__init__()
-        self.model = model
-        s = torch.as_tensor([1.0] if scale is None else list(scale), dtype=torch.float32)
-        o = torch.as_tensor([0.0] if offset is None else list(offset), dtype=torch.float32)
-        if s.ndim != 1 or o.ndim != 1 or not bool((s > 0).all()) or not bool(torch.isfinite(o).all()):
-            raise ParameterError(f"normalization scale must be positive and offset finite, got "
-                                 f"scale={scale}, offset={offset}.",
-                                 fix="pass per-channel lists, e.g. scale=[1.0, 1.0]")
-        self.register_buffer("scale", s)
-        self.register_buffer("offset", o)
-        self.velocity_scale = None if velocity_scale is None else float(velocity_scale)
-        self.card: dict = {}
-
-    def __getattr__(self, name: str):
-        try:
-            return super().__getattr__(name)
-        except AttributeError:
-            if name in ("model", "scale", "offset") or name.startswith("__"):
-                raise
-            return getattr(super().__getattr__("model"), name)
-
-    def _stats(self, x: torch.Tensor):
-        s = self.scale.to(device=x.device, dtype=x.dtype)[:, None, None]
-        o = self.offset.to(device=x.device, dtype=x.dtype)[:, None, None]
-        return s, o
-
-    def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        """``(x - offset) / scale`` on model-frame tensors ``(..., C, H, W)``."""
-        s, o = self._stats(x)
-        return (x - o) / s
-
-    def denormalize(self, y: torch.Tensor) -> torch.Tensor:
-        """``y * scale + offset`` on model-frame tensors ``(..., C, H, W)``."""
-        s, o = self._stats(y)
-        return y * s + o
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if isinstance(x, torch.Tensor) and x.ndim >= 3 and self.scale.numel() not in (1, x.shape[-3]):
-            raise ModelError(f"input has {x.shape[-3]} channels but the normalization has "
-                             f"{self.scale.numel()}.",
-                             fix="pass channels [u, v, *scalars] as the model was trained with")
-        return self.denormalize(self.model(self.normalize(x)))
-
-    def normalization_card(self) -> dict:
-        """The normalization as recorded in a model card."""
-        out = {"scale": [float(v) for v in self.scale], "offset": [float(v) for v in self.offset]}
-        if self.velocity_scale is not None:
-            out["velocity_scale"] = self.velocity_scale
-        return out
-
-    def export(self) -> nn.Module:
-        """A copy whose network is exported to plain torch (``model.export()``), same wrapper."""
-        inner = self.model.export() if hasattr(self.model, "export") else copy.deepcopy(self.model)
-        out = NormalizedModel(inner, self.scale.tolist(), self.offset.tolist(), self.velocity_scale)
-        out.card = copy.deepcopy(self.card)
-        return out.to(self.scale.device).eval()
 
 
 # --------------------------------------------------------------------------------------------
@@ -293,23 +146,11 @@ def _parse_units_attr(text: str, names: Sequence[str]) -> list | None:
 def _model_frame(data, fields_kwargs: Mapping | None) -> tuple[xr.DataArray, dict]:
     """(float32 numpy-backed DataArray (..., time, channel, y, x), metadata for the card).
 
-    The metadata holds ``channels`` (name, standard_name, units per channel), ``grid`` (dx, dy,
-    dt as pint quantities or strings) and ``description``.
+    The metadata holds ``n_velocity``, ``channels`` (name, standard_name, units per channel),
+    ``grid`` (dx, dy, dt as pint quantities or strings) and ``description``.
     """
-    from xequi import fields
-
-    meta: dict = {}
     if isinstance(data, xr.DataArray) and "channel" not in data.dims and data.ndim <= 3:
-        # a lone scalar field (e.g. temperature over time, y, x): a scalar-only model frame
-        name = data.name if data.name is not None else "scalar"
-        kw = dict(fields_kwargs or {})
-        for key in ("u", "v", "scalars", "velocity"):
-            if kw.pop(key, None) is not None:
-                raise ParameterError(f"fields_kwargs[{key!r}] does not apply to a lone scalar "
-                                     "field: the DataArray is the only channel.",
-                                     fix=f"drop {key!r}, or pass a Dataset")
-        data = data.to_dataset(name=name)
-        fields_kwargs = {**kw, "velocity": False, "scalars": [name]}
+        data, fields_kwargs = _lone_scalar(data, fields_kwargs)
     if isinstance(data, xr.Dataset):
         try:
             data = fields.to_model_frame(data, **dict(fields_kwargs or {}))
@@ -322,21 +163,67 @@ def _model_frame(data, fields_kwargs: Mapping | None) -> tuple[xr.DataArray, dic
         raise ParameterError("fields_kwargs apply to a Dataset; data is already in the model frame.",
                              fix="drop fields_kwargs, or pass the Dataset")
     if isinstance(data, fields.ModelFrame):
-        mf = data
-        da = mf.data
-        meta["channels"] = [{"name": n, "standard_name": mf.attrs.get(n, {}).get("standard_name"),
-                             "units": mf.units_model.get(n)} for n in mf.names]
-        meta["grid"] = {"dx": mf.grid.dx, "dy": mf.grid.dy, "dt": mf.grid.dt}
-        meta["n_velocity"] = mf.n_velocity
-        da_attrs = mf.dataset_attrs
-        meta["description"] = da_attrs.get("title") or da_attrs.get("source") or da_attrs.get("description")
+        da, meta = data.data, _frame_meta(data)
     elif isinstance(data, xr.DataArray):
-        da = data
+        da, meta = data, {}
     else:
         raise ParameterError(
             f"data must be an xarray.Dataset (CF-labelled), a ModelFrame or a model-frame DataArray "
             f"(time, channel, y, x), got {type(data).__name__}.",
             fix="pass ds, or xequi.fields.to_model_frame(ds)")
+    frame = _checked_frame(da, meta)
+    if "channels" not in meta:
+        meta.update(_dataarray_meta(da, meta["n_velocity"]))
+    for i, ch in enumerate(meta["channels"]):
+        ch["index"] = i
+    return frame, meta
+
+
+def _lone_scalar(da: xr.DataArray, fields_kwargs: Mapping | None) -> tuple[xr.Dataset, dict]:
+    """A lone scalar field (e.g. temperature over time, y, x) as a Dataset for a scalar-only
+    model frame, with the fields_kwargs that select it."""
+    kw = dict(fields_kwargs or {})
+    for key in ("u", "v", "scalars", "velocity"):
+        if kw.pop(key, None) is not None:
+            raise ParameterError(f"fields_kwargs[{key!r}] does not apply to a lone scalar "
+                                 "field: the DataArray is the only channel.",
+                                 fix=f"drop {key!r}, or pass a Dataset")
+    routed = routing.as_dataset(da, placeholder="scalar")
+    return routed.ds, {**kw, "velocity": False, "scalars": [routed.var]}
+
+
+def _frame_meta(mf) -> dict:
+    """Card metadata of a :class:`xequi.fields.ModelFrame`."""
+    attrs = mf.dataset_attrs
+    return {
+        "channels": [{"name": n, "standard_name": mf.attrs.get(n, {}).get("standard_name"),
+                      "units": mf.units_model.get(n)} for n in mf.names],
+        "grid": {"dx": mf.grid.dx, "dy": mf.grid.dy, "dt": mf.grid.dt},
+        "n_velocity": mf.n_velocity,
+        "description": attrs.get("title") or attrs.get("source") or attrs.get("description"),
+    }
+
+
+def _dataarray_meta(da: xr.DataArray, nv: int) -> dict:
+    """Card metadata of a bare model-frame DataArray, from its coords and attrs."""
+    C = da.sizes["channel"]
+    names = ([str(v) for v in da.coords["channel"].values] if "channel" in da.coords
+             else ["u", "v"][:nv] + [f"scalar{i}" for i in range(C - nv)])
+    units = da.attrs.get("units")
+    units = _parse_units_attr(units, names) if isinstance(units, str) else [None] * C
+    std = da.attrs.get("standard_names")
+    std = list(std) if isinstance(std, (list, tuple)) and len(std) == C else [None] * C
+    return {
+        "channels": [{"name": n, "standard_name": s, "units": u}
+                     for n, s, u in zip(names, std, units)],
+        "grid": {k: da.attrs[k] for k in ("dx", "dy", "dt") if k in da.attrs},
+        "description": da.attrs.get("description") or da.attrs.get("title") or da.attrs.get("source"),
+    }
+
+
+def _checked_frame(da: xr.DataArray, meta: dict) -> xr.DataArray:
+    """The data as a float32 model frame, after checking dims, channels and finiteness (sets
+    ``meta["n_velocity"]`` when the data do not say)."""
     missing = [d for d in _DIMS if d not in da.dims]
     if missing:
         raise GridError(f"model-frame data must have dims {_DIMS}, got {da.dims}.",
@@ -363,27 +250,11 @@ def _model_frame(data, fields_kwargs: Mapping | None) -> tuple[xr.DataArray, dic
             f"{dict(zip(da.dims, (int(i) for i in where)))}).",
             fix="pass fill='zero' in fields_kwargs (zero velocity on land), fill them yourself "
                 "(da.fillna(0)), or select a region / period without missing data")
-    frame = xr.DataArray(values, dims=da.dims, coords={k: v for k, v in da.coords.items()},
-                         attrs=dict(da.attrs), name=da.name)
-    if "channels" not in meta:
-        names = ([str(v) for v in da.coords["channel"].values] if "channel" in da.coords
-                 else ["u", "v"][:nv] + [f"scalar{i}" for i in range(C - nv)])
-        units = da.attrs.get("units")
-        units = _parse_units_attr(units, names) if isinstance(units, str) else [None] * C
-        std = da.attrs.get("standard_names")
-        std = list(std) if isinstance(std, (list, tuple)) and len(std) == C else [None] * C
-        meta["channels"] = [{"name": n, "standard_name": s, "units": u}
-                            for n, s, u in zip(names, std, units)]
-        meta["grid"] = {k: da.attrs[k] for k in ("dx", "dy", "dt") if k in da.attrs}
-        meta["description"] = da.attrs.get("description") or da.attrs.get("title") or da.attrs.get("source")
-    for i, ch in enumerate(meta["channels"]):
-        ch["index"] = i
-    return frame, meta
+    return xr.DataArray(values, dims=da.dims, coords={k: v for k, v in da.coords.items()},
+                        attrs=dict(da.attrs), name=da.name)
 
 
 def _grid_card(meta: Mapping) -> dict:
-    from xequi.checkpoint import quantity_to_str
-
     grid = meta.get("grid") or {}
     return {k: quantity_to_str(grid[k]) for k in ("dx", "dy", "dt") if grid.get(k) is not None}
 
@@ -406,24 +277,78 @@ def _float(name, v, lo, hi=None, lo_open=False):
     return float(v)
 
 
-def _device(device) -> torch.device:
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ParameterError(f"unknown device {device!r}.", fix='pass "auto", "cpu" or "cuda"') from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ParameterError(f"device {device!r} requested but CUDA is not available.",
-                             fix='pass device="auto" or "cpu"')
-    return dev
+@dataclass(frozen=True)
+class FitSettings:
+    """The checked training settings of one :func:`fit` call (everything but model and data)."""
+
+    rollout_steps: int
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    lr_decay: float
+    patience: int | None
+    val_fraction: float
+    gap: int
+    window: object
+    stride: object
+    periodic: object
+    augment: tuple
+    seed: int
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    progress: bool
+    callbacks: tuple
+
+    def hyperparameters(self, t_in: int, window) -> dict:
+        """The card's ``training.hyperparameters`` (``window`` as clipped to the domain)."""
+        return dict(t_in=t_in, rollout_steps=self.rollout_steps, epochs=self.epochs,
+                    batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
+                    lr_decay=self.lr_decay, patience=self.patience,
+                    val_fraction=self.val_fraction, gap=self.gap,
+                    window=list(window) if not isinstance(window, dict) else window,
+                    stride=self.stride if not isinstance(self.stride, tuple) else list(self.stride),
+                    periodic=(self.periodic if not isinstance(self.periodic, tuple)
+                              else list(self.periodic)),
+                    augment=list(self.augment), seed=self.seed, amp=self.amp_dtype is not None)
+
+
+def _check_settings(*, rollout_steps, epochs, batch_size, lr, weight_decay, lr_decay, patience,
+                    val_fraction, gap, window, stride, periodic, augment, seed, device, amp,
+                    progress, callbacks) -> FitSettings:
+    """Check :func:`fit`'s arguments (ParameterError naming the first bad one)."""
+    checked = dict(
+        rollout_steps=_int("rollout_steps", rollout_steps, 1),
+        epochs=_int("epochs", epochs, 1),
+        batch_size=_int("batch_size", batch_size, 1),
+        lr=_float("lr", lr, 0.0, lo_open=True),
+        weight_decay=_float("weight_decay", weight_decay, 0.0),
+        lr_decay=_float("lr_decay", lr_decay, 0.0, 1.0, lo_open=True),
+        patience=None if patience is None else _int("patience", patience, 1),
+        val_fraction=_float("val_fraction", val_fraction, 0.0, 0.9),
+        gap=_int("gap", gap, 0), seed=_int("seed", seed, 0))
+    augment = tuple((augment,) if isinstance(augment, str) else (augment or ()))
+    unknown = [k for k in augment if k not in symmetry.KINDS]
+    if unknown:
+        raise ParameterError(f"unknown augmentation kind(s) {unknown}.",
+                             fix=f"use kinds of xequi.symmetry: {sorted(set(symmetry.KINDS))}")
+    callbacks = tuple(callbacks or ())
+    if not all(callable(cb) for cb in callbacks):
+        raise ParameterError(f"callbacks must be callables cb(epoch, model, logs), got "
+                             f"{[type(cb).__name__ for cb in callbacks]}.",
+                             fix="pass e.g. callbacks=[lambda epoch, model, logs: print(logs)]")
+    dev = _device(device)
+    use_amp = bool(amp) and dev.type == "cuda"
+    if amp and not use_amp:
+        warnings.warn("amp=True is ignored on CPU (bf16 autocast is used on CUDA only).", stacklevel=3)
+    return FitSettings(**checked, window=window, stride=stride, periodic=periodic,
+                       augment=augment, device=dev, amp_dtype=torch.bfloat16 if use_amp else None,
+                       progress=progress, callbacks=callbacks)
 
 
 def _prepare_model(model_or_name, t_in, n_channels, size, model_kwargs, seed, n_velocity=2):
     """(bare network, its name); a new network for a name, a copy of a given one."""
     if isinstance(model_or_name, str):
-        from xequi import models
-
         t_in = 4 if t_in is None else _int("t_in", t_in, 1)
         torch.manual_seed(seed)
         kw = dict(model_kwargs or {})
@@ -492,19 +417,73 @@ def _sha256_array(a: np.ndarray) -> str:
     return h.hexdigest()
 
 
+@dataclass
+class _Data:
+    """The training data of one :func:`fit`, normalized and windowed."""
+
+    norm: dict
+    train_r: range
+    val_r: range | None
+    window: object
+    train_ds: W.WindowDataset
+    val_ds: W.WindowDataset | None
+    train_loader: torch.utils.data.DataLoader
+    val_loader: torch.utils.data.DataLoader | None
+    shuffle_gen: torch.Generator
+    sha256: str
+
+
+def _split(n_time: int, t_net: int, s: FitSettings) -> tuple[range, range | None]:
+    """Training and validation time ranges (the validation range last; None without one)."""
+    if s.val_fraction > 0:
+        try:
+            return W.split_by_time(n_time, (1.0 - s.val_fraction, s.val_fraction), t_in=t_net,
+                                   t_out=s.rollout_steps, gap=s.gap)
+        except ParameterError as err:
+            problem = err.problem.replace("split 0", "training").replace("split 1", "validation")
+            raise ParameterError(
+                problem, fix=f"use more time steps, change val_fraction (now {s.val_fraction}), "
+                             f"or a smaller t_in / rollout_steps / gap") from None
+    if n_time < t_net + s.rollout_steps:
+        raise ParameterError(f"only {n_time} time steps, fewer than t_in + rollout_steps = "
+                             f"{t_net + s.rollout_steps} for one sample.",
+                             fix="use more time steps, or a smaller t_in / rollout_steps")
+    return range(n_time), None
+
+
+def _prepare_data(frame: xr.DataArray, n_velocity: int, symmetries, t_net: int,
+                  s: FitSettings) -> _Data:
+    """Split by time, normalize with the training split's statistics, cut into windows."""
+    n_time = frame.sizes["time"]
+    train_r, val_r = _split(n_time, t_net, s)
+    values = frame.values
+    t_axis = frame.dims.index("time")
+    norm = compute_normalization(
+        values[(slice(None),) * t_axis + (slice(train_r.start, train_r.stop),)], symmetries,
+        n_velocity=n_velocity)
+    norm["computed_on"] = (f"training split only: time indices {train_r.start}..{train_r.stop - 1} "
+                           f"of {n_time}")
+    sc = np.asarray(norm["scale"], dtype=np.float32)[:, None, None]
+    of = np.asarray(norm["offset"], dtype=np.float32)[:, None, None]
+    normed = frame.copy(data=((values - of) / sc).astype(np.float32))
+    win = _window_size(s.window, (frame.sizes["y"], frame.sizes["x"]))
+    common = dict(t_in=t_net, t_out=s.rollout_steps, window=win, stride=s.stride,
+                  periodic=s.periodic)
+    train_ds = W.WindowDataset(normed, time_index=train_r, augment=s.augment or None, seed=s.seed,
+                               vector=(0, 1) if n_velocity else None, **common)
+    val_ds = None if val_r is None else W.WindowDataset(normed, time_index=val_r, **common)
+    shuffle_gen = torch.Generator().manual_seed(s.seed)
+    train_loader = torch.utils.data.DataLoader(train_ds, batch_size=s.batch_size, shuffle=True,
+                                               generator=shuffle_gen, num_workers=0)
+    val_loader = (torch.utils.data.DataLoader(val_ds, batch_size=s.batch_size, shuffle=False)
+                  if val_ds is not None else None)
+    return _Data(norm, train_r, val_r, win, train_ds, val_ds, train_loader, val_loader,
+                 shuffle_gen, _sha256_array(values))
+
+
 # --------------------------------------------------------------------------------------------
 # training state (resume)
 # --------------------------------------------------------------------------------------------
-def _atomic_torch_save(obj, path: Path) -> None:
-    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def _cpu_state(sd: Mapping) -> dict:
     return {k: (v.detach().to("cpu").clone() if isinstance(v, torch.Tensor) else copy.deepcopy(v))
             for k, v in sd.items()}
@@ -522,6 +501,226 @@ def _load_state(path: Path) -> dict:
             f"{state.get('version') if isinstance(state, dict) else None!r}; this xequi writes "
             f"version {_STATE_VERSION}.", fix="delete it to start afresh, or pass another checkpoint_dir")
     return state
+
+
+@dataclass
+class _Run:
+    """The mutable state of a training run: what the training-state file saves and restores."""
+
+    net: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    signature: str
+    state_path: Path | None
+    history: dict = dataclasses.field(default_factory=lambda: {
+        "epoch": [], "train_loss": [], "val_loss": [], "lr": [], "best_epoch": None,
+        "best_val_loss": None, "stopped_early": False})
+    best_state: dict | None = None
+    best_val: float = math.inf
+    bad_epochs: int = 0
+    epoch: int = 0
+    done: bool = False
+
+
+def _start_run(net: nn.Module, data: _Data, s: FitSettings, hyper: dict,
+               checkpoint_dir) -> _Run:
+    """Optimizer and scheduler for ``net``; the saved state of an interrupted run, if any."""
+    net = net.to(s.device)
+    optimizer = torch.optim.Adam(net.parameters(), lr=s.lr, weight_decay=s.weight_decay)
+    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=s.lr_decay)
+    # what must match to resume (epochs may grow: a finished run can be extended)
+    signature = json.dumps({"model": getattr(net, "config", {}) or {"class": type(net).__name__},
+                            "hyper": {k: v for k, v in hyper.items() if k != "epochs"},
+                            "data_sha256": data.sha256}, sort_keys=True, default=str)
+    run = _Run(net, optimizer, scheduler, signature, _state_path(checkpoint_dir))
+    if run.state_path is not None and run.state_path.exists():
+        _resume(run, data, s)
+    return run
+
+
+def _state_path(checkpoint_dir) -> Path | None:
+    if checkpoint_dir is None:
+        return None
+    ckdir = Path(checkpoint_dir)
+    try:
+        ckdir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ParameterError(f"cannot create checkpoint_dir {str(ckdir)!r}: {err.strerror}.",
+                             fix="pass a directory you can write to") from None
+    return ckdir / STATE_FILE
+
+
+def _resume(run: _Run, data: _Data, s: FitSettings) -> None:
+    """Restore the run from its training-state file (refused for another run's state)."""
+    st = _load_state(run.state_path)
+    if st["signature"] != run.signature:
+        raise CheckpointError(
+            f"the training state in {str(run.state_path.parent)!r} belongs to a different run "
+            "(other model, data or arguments); refusing to resume from it.",
+            fix="pass the same arguments and data as the interrupted run, another "
+                "checkpoint_dir, or delete the directory to start afresh")
+    run.net.load_state_dict(st["model"])
+    run.optimizer.load_state_dict(st["optimizer"])
+    run.scheduler.load_state_dict(st["scheduler"])
+    data.shuffle_gen.set_state(st["shuffle_rng"])
+    torch.set_rng_state(st["torch_rng"])
+    if s.device.type == "cuda" and st.get("cuda_rng") is not None:
+        torch.cuda.set_rng_state(st["cuda_rng"], s.device)
+    run.history = json.loads(st["history"])
+    run.best_state = st["best_model"]
+    run.best_val = float(st["best_val"])
+    run.bad_epochs = int(st["bad_epochs"])
+    run.epoch = int(st["epoch"])
+    run.done = bool(run.history["stopped_early"]) or run.epoch >= s.epochs
+
+
+def _save_state(run: _Run, data: _Data, s: FitSettings) -> None:
+    """Write the training state atomically (read back by :func:`_resume`)."""
+    dev = s.device
+    with atomic_path(run.state_path) as tmp:
+        torch.save({
+            "version": _STATE_VERSION,
+            "signature": run.signature,
+            "epoch": run.epoch,
+            "done": run.done,
+            "model": _cpu_state(run.net.state_dict()),
+            "optimizer": run.optimizer.state_dict(),
+            "scheduler": run.scheduler.state_dict(),
+            "shuffle_rng": data.shuffle_gen.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None,
+            "best_model": run.best_state,
+            "best_val": run.best_val,
+            "bad_epochs": run.bad_epochs,
+            "history": json.dumps(run.history),
+        }, tmp)
+
+
+# --------------------------------------------------------------------------------------------
+# the epoch loop
+# --------------------------------------------------------------------------------------------
+def _train_epoch(run: _Run, data: _Data, s: FitSettings) -> float:
+    """One pass over the training windows; the mean training loss."""
+    data.train_ds.set_epoch(run.epoch)
+    run.net.train()
+    total, count = 0.0, 0
+    for xb, yb in tqdm(data.train_loader, desc=f"epoch {run.epoch}", leave=False,
+                       disable=not s.progress, unit="batch", dynamic_ncols=True):
+        xb, yb = xb.to(s.device), yb.to(s.device)
+        run.optimizer.zero_grad(set_to_none=True)
+        loss = rollout_loss(run.net, xb, yb, s.amp_dtype)
+        if not torch.isfinite(loss):
+            raise ParameterError(
+                f"the training loss became {float(loss)} in epoch {run.epoch}.",
+                fix="lower lr, check the data for extreme values, or use amp=False")
+        loss.backward()
+        run.optimizer.step()
+        total += float(loss.detach()) * xb.shape[0]
+        count += xb.shape[0]
+    return total / max(count, 1)
+
+
+def _validate(run: _Run, data: _Data, s: FitSettings) -> float | None:
+    """The mean validation loss (None without validation)."""
+    if data.val_loader is None:
+        return None
+    run.net.eval()
+    vt, vc = 0.0, 0
+    with torch.no_grad():
+        for xb, yb in data.val_loader:
+            xb, yb = xb.to(s.device), yb.to(s.device)
+            vt += float(rollout_loss(run.net, xb, yb, s.amp_dtype)) * xb.shape[0]
+            vc += xb.shape[0]
+    run.net.train()  # state dicts are taken in training mode (e2cnn caches filters in eval)
+    return vt / max(vc, 1)
+
+
+def _record_epoch(run: _Run, train_loss: float, val_loss: float | None, lr_now: float,
+                  s: FitSettings) -> None:
+    """History, best weights, early stopping after an epoch."""
+    h = run.history
+    h["epoch"].append(run.epoch)
+    h["train_loss"].append(train_loss)
+    h["val_loss"].append(val_loss)
+    h["lr"].append(lr_now)
+    score = val_loss if val_loss is not None else -run.epoch  # no validation: keep the last
+    if score < run.best_val:
+        run.best_val = score
+        run.best_state = _cpu_state(run.net.state_dict())
+        h["best_epoch"] = run.epoch
+        h["best_val_loss"] = val_loss
+        run.bad_epochs = 0
+    else:
+        run.bad_epochs += 1
+    if s.patience is not None and val_loss is not None and run.bad_epochs >= s.patience:
+        h["stopped_early"] = True
+        run.done = True
+    if run.epoch >= s.epochs:
+        run.done = True
+
+
+def _epoch_loop(run: _Run, data: _Data, s: FitSettings, name: str) -> None:
+    """Train until ``epochs``, early stopping, or an exception (the state is saved each epoch)."""
+    bar = tqdm(total=s.epochs, initial=run.epoch, desc=f"fit {name}", unit="epoch",
+               disable=not s.progress, dynamic_ncols=True)
+    try:
+        while not run.done and run.epoch < s.epochs:
+            run.epoch += 1
+            lr_now = run.optimizer.param_groups[0]["lr"]
+            train_loss = _train_epoch(run, data, s)
+            val_loss = _validate(run, data, s)
+            run.scheduler.step()
+            _record_epoch(run, train_loss, val_loss, lr_now, s)
+            bar.update(1)
+            bar.set_postfix(train=f"{train_loss:.4g}",
+                            val="-" if val_loss is None else f"{val_loss:.4g}",
+                            best=run.history["best_epoch"])
+            if run.state_path is not None:
+                _save_state(run, data, s)
+            logs = {"train_loss": train_loss, "val_loss": val_loss, "lr": lr_now,
+                    "best_epoch": run.history["best_epoch"]}
+            for cb in s.callbacks:
+                cb(run.epoch, run.net, logs)
+    finally:
+        bar.close()
+
+
+# --------------------------------------------------------------------------------------------
+# the result
+# --------------------------------------------------------------------------------------------
+def _fit_card(model: NormalizedModel, frame: xr.DataArray, meta: dict, data: _Data,
+              s: FitSettings, hyper: dict, history: dict, description: str | None) -> dict:
+    """The model card of a trained model (see :mod:`xequi.checkpoint` for the keys)."""
+    desc = description or meta.get("description")
+    training = {
+        "data": desc or "model-frame data (no description given)",
+        "data_shape": {str(d): int(n) for d, n in frame.sizes.items()},
+        "data_sha256": data.sha256,
+        "train_time_index": [data.train_r.start, data.train_r.stop],
+        "val_time_index": None if data.val_r is None else [data.val_r.start, data.val_r.stop],
+        "train_samples": len(data.train_ds),
+        "val_samples": 0 if data.val_ds is None else len(data.val_ds),
+        "loss": f"sum over {s.rollout_steps} rollout steps of the per-step MSE, in normalized units",
+        "optimizer": "Adam (L2 weight decay), learning rate x lr_decay per epoch",
+        "hyperparameters": hyper,
+        "device": str(s.device),
+        "xequi_version": __version__,
+    }
+    metrics = {
+        "history": {k: history[k] for k in ("epoch", "train_loss", "val_loss", "lr")},
+        "best_epoch": history["best_epoch"],
+        "best_val_loss": history["best_val_loss"],
+        "stopped_early": history["stopped_early"],
+        "weights": "best validation epoch" if data.val_r is not None else "last epoch (no validation)",
+    }
+    model.card = ModelCard(t_in=hyper["t_in"], velocity=bool(meta["n_velocity"]),
+                           channels=tuple(meta["channels"]), grid=_grid_card(meta),
+                           normalization=data.norm, training=training, metrics=metrics).to_dict()
+    # (the card's window is the training window: ModelCard takes it from the hyperparameters)
+    # architecture, symmetries and the normalization as the model itself records them
+    return ck._base_card(model).replace(
+        weights_sha256=ck.weights_digest(ck._tensors_for_saving(model.model)),
+        xequi_version=__version__).to_dict()
 
 
 # --------------------------------------------------------------------------------------------
@@ -644,282 +843,51 @@ def fit(model_or_name, data, *, t_in: int | None = None, size: str = "small",
     >>> model(torch.zeros(1, 2, 2, 8, 8)).shape, len(hist["val_loss"]), hist["best_epoch"] in (1, 2)
     (torch.Size([1, 2, 8, 8]), 2, True)
     """
-    from tqdm.auto import tqdm
-
-    from xequi import windows as W
-
-    rollout_steps = _int("rollout_steps", rollout_steps, 1)
-    epochs = _int("epochs", epochs, 1)
-    batch_size = _int("batch_size", batch_size, 1)
-    lr = _float("lr", lr, 0.0, lo_open=True)
-    weight_decay = _float("weight_decay", weight_decay, 0.0)
-    lr_decay = _float("lr_decay", lr_decay, 0.0, 1.0, lo_open=True)
-    if patience is not None:
-        patience = _int("patience", patience, 1)
-    val_fraction = _float("val_fraction", val_fraction, 0.0, 0.9)
-    gap = _int("gap", gap, 0)
-    seed = _int("seed", seed, 0)
-    if isinstance(augment, str):
-        augment = (augment,)
-    augment = tuple(augment or ())
-    if augment:
-        from xequi.symmetry import KINDS
-
-        unknown = [k for k in augment if k not in KINDS]
-        if unknown:
-            raise ParameterError(f"unknown augmentation kind(s) {unknown}.",
-                                 fix=f"use kinds of xequi.symmetry: {sorted(set(KINDS))}")
-    callbacks = tuple(callbacks or ())
-    if not all(callable(cb) for cb in callbacks):
-        raise ParameterError(f"callbacks must be callables cb(epoch, model, logs), got "
-                             f"{[type(cb).__name__ for cb in callbacks]}.",
-                             fix="pass e.g. callbacks=[lambda epoch, model, logs: print(logs)]")
-    dev = _device(device)
-    use_amp = bool(amp) and dev.type == "cuda"
-    if amp and not use_amp:
-        warnings.warn("amp=True is ignored on CPU (bf16 autocast is used on CUDA only).", stacklevel=2)
-    amp_dtype = torch.bfloat16 if use_amp else None
-
+    settings = _check_settings(
+        rollout_steps=rollout_steps, epochs=epochs, batch_size=batch_size, lr=lr,
+        weight_decay=weight_decay, lr_decay=lr_decay, patience=patience,
+        val_fraction=val_fraction, gap=gap, window=window, stride=stride, periodic=periodic,
+        augment=augment, seed=seed, device=device, amp=amp, progress=progress,
+        callbacks=callbacks)
     frame, meta = _model_frame(data, fields_kwargs)
-    n_time, n_channels = frame.sizes["time"], frame.sizes["channel"]
-    from xequi.symmetry import _canonical
+    _check_augment_fits(settings.augment, meta["n_velocity"])
+    with torch.random.fork_rng(devices=_cuda_devices(settings.device)):
+        torch.manual_seed(settings.seed)
+        net, t_net, name = _prepare_model(model_or_name, t_in, frame.sizes["channel"], size,
+                                          model_kwargs, settings.seed,
+                                          n_velocity=meta["n_velocity"])
+        symmetries = tuple(getattr(net, "symmetries", ()) or ())
+        prepared = _prepare_data(frame, meta["n_velocity"], symmetries, t_net, settings)
+        hyper = settings.hyperparameters(t_net, prepared.window)
+        run = _start_run(net, prepared, settings, hyper, checkpoint_dir)
+        _epoch_loop(run, prepared, settings, name)
+    model = _best_model(run, prepared.norm, settings.device)
+    model.card = _fit_card(model, frame, meta, prepared, settings, hyper, run.history, description)
+    if checkpoint_dir is not None:
+        ck.save_model(model, Path(checkpoint_dir) / BEST_FILE, overwrite=True)
+    return model, run.history
 
-    if not meta["n_velocity"] and any(_canonical(k) == "uniform_motion" for k in augment):
+
+def _check_augment_fits(augment: tuple, n_velocity: int) -> None:
+    if not n_velocity and any(symmetry._canonical(k) == "uniform_motion" for k in augment):
         raise ParameterError("augment='uniform_motion' adds a constant velocity, but the data "
                              "have no velocity channels.",
                              fix="augment scalar fields with 'rot90', 'rotate', 'magnitude', "
                                  "'translate' or 'scale'")
-    t_axis = frame.dims.index("time")
-    shape = (frame.sizes["y"], frame.sizes["x"])
 
-    devices = []
-    if dev.type == "cuda":
-        devices = [dev.index if dev.index is not None else torch.cuda.current_device()]
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        net, t_net, name = _prepare_model(model_or_name, t_in, n_channels, size, model_kwargs,
-                                          seed, n_velocity=meta["n_velocity"])
-        symmetries = tuple(getattr(net, "symmetries", ()) or ())
 
-        # ---- split by time, normalization on the training split only -----------------------
-        if val_fraction > 0:
-            try:
-                train_r, val_r = W.split_by_time(n_time, (1.0 - val_fraction, val_fraction),
-                                                 t_in=t_net, t_out=rollout_steps, gap=gap)
-            except ParameterError as err:
-                problem = err.problem.replace("split 0", "training").replace("split 1", "validation")
-                raise ParameterError(
-                    problem, fix=f"use more time steps, change val_fraction (now {val_fraction}), "
-                                 f"or a smaller t_in / rollout_steps / gap") from None
-        else:
-            train_r, val_r = range(n_time), None
-            if n_time < t_net + rollout_steps:
-                raise ParameterError(f"only {n_time} time steps, fewer than t_in + rollout_steps = "
-                                     f"{t_net + rollout_steps} for one sample.",
-                                     fix="use more time steps, or a smaller t_in / rollout_steps")
-        values = frame.values
-        norm = compute_normalization(
-            values[(slice(None),) * t_axis + (slice(train_r.start, train_r.stop),)], symmetries,
-            n_velocity=meta["n_velocity"])
-        norm["computed_on"] = (f"training split only: time indices {train_r.start}..{train_r.stop - 1} "
-                               f"of {n_time}")
-        s = np.asarray(norm["scale"], dtype=np.float32)[:, None, None]
-        o = np.asarray(norm["offset"], dtype=np.float32)[:, None, None]
-        normed = frame.copy(data=((values - o) / s).astype(np.float32))
+def _cuda_devices(dev: torch.device) -> list:
+    """The CUDA devices whose RNG :func:`fit` forks (none on CPU)."""
+    if dev.type != "cuda":
+        return []
+    return [dev.index if dev.index is not None else torch.cuda.current_device()]
 
-        win = _window_size(window, shape)
-        train_ds = W.WindowDataset(normed, t_in=t_net, t_out=rollout_steps, window=win, stride=stride,
-                                   time_index=train_r, augment=augment or None, seed=seed,
-                                   periodic=periodic,
-                                   vector=(0, 1) if meta["n_velocity"] else None)
-        val_ds = None
-        if val_r is not None:
-            val_ds = W.WindowDataset(normed, t_in=t_net, t_out=rollout_steps, window=win, stride=stride,
-                                     time_index=val_r, periodic=periodic)
-        shuffle_gen = torch.Generator().manual_seed(seed)
-        train_loader = torch.utils.data.DataLoader(train_ds, batch_size=batch_size, shuffle=True,
-                                                   generator=shuffle_gen, num_workers=0)
-        val_loader = (torch.utils.data.DataLoader(val_ds, batch_size=batch_size, shuffle=False)
-                      if val_ds is not None else None)
 
-        net = net.to(dev)
-        optimizer = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
-        scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=lr_decay)
-
-        hyper = dict(t_in=t_net, rollout_steps=rollout_steps, epochs=epochs, batch_size=batch_size,
-                     lr=lr, weight_decay=weight_decay, lr_decay=lr_decay, patience=patience,
-                     val_fraction=val_fraction, gap=gap,
-                     window=list(win) if not isinstance(win, dict) else win,
-                     stride=stride if not isinstance(stride, tuple) else list(stride),
-                     periodic=periodic if not isinstance(periodic, tuple) else list(periodic),
-                     augment=list(augment), seed=seed, amp=use_amp)
-        data_sha = _sha256_array(values)
-        # what must match to resume (epochs may grow: a finished run can be extended)
-        signature = json.dumps({"model": getattr(net, "config", {}) or {"class": type(net).__name__},
-                                "hyper": {k: v for k, v in hyper.items() if k != "epochs"},
-                                "data_sha256": data_sha}, sort_keys=True, default=str)
-
-        history = {"epoch": [], "train_loss": [], "val_loss": [], "lr": [], "best_epoch": None,
-                   "best_val_loss": None, "stopped_early": False}
-        best_state = None
-        best_val = math.inf
-        bad_epochs = 0
-        start_epoch = 0
-        done = False
-
-        state_path = None
-        if checkpoint_dir is not None:
-            ckdir = Path(checkpoint_dir)
-            try:
-                ckdir.mkdir(parents=True, exist_ok=True)
-            except OSError as err:
-                raise ParameterError(f"cannot create checkpoint_dir {str(ckdir)!r}: {err.strerror}.",
-                                     fix="pass a directory you can write to") from None
-            state_path = ckdir / STATE_FILE
-            if state_path.exists():
-                st = _load_state(state_path)
-                if st["signature"] != signature:
-                    raise CheckpointError(
-                        f"the training state in {str(ckdir)!r} belongs to a different run (other "
-                        "model, data or arguments); refusing to resume from it.",
-                        fix="pass the same arguments and data as the interrupted run, another "
-                            "checkpoint_dir, or delete the directory to start afresh")
-                net.load_state_dict(st["model"])
-                optimizer.load_state_dict(st["optimizer"])
-                scheduler.load_state_dict(st["scheduler"])
-                shuffle_gen.set_state(st["shuffle_rng"])
-                torch.set_rng_state(st["torch_rng"])
-                if dev.type == "cuda" and st.get("cuda_rng") is not None:
-                    torch.cuda.set_rng_state(st["cuda_rng"], dev)
-                history = json.loads(st["history"])
-                best_state = st["best_model"]
-                best_val = float(st["best_val"])
-                bad_epochs = int(st["bad_epochs"])
-                start_epoch = int(st["epoch"])
-                done = bool(history["stopped_early"]) or start_epoch >= epochs
-
-        bar = tqdm(total=epochs, initial=start_epoch, desc=f"fit {name}", unit="epoch",
-                   disable=not progress, dynamic_ncols=True)
-        try:
-            epoch = start_epoch
-            while not done and epoch < epochs:
-                epoch += 1
-                train_ds.set_epoch(epoch)
-                net.train()
-                total, count = 0.0, 0
-                lr_now = optimizer.param_groups[0]["lr"]
-                for xb, yb in tqdm(train_loader, desc=f"epoch {epoch}", leave=False,
-                                   disable=not progress, unit="batch", dynamic_ncols=True):
-                    xb, yb = xb.to(dev), yb.to(dev)
-                    optimizer.zero_grad(set_to_none=True)
-                    loss = rollout_loss(net, xb, yb, amp_dtype)
-                    if not torch.isfinite(loss):
-                        raise ParameterError(
-                            f"the training loss became {float(loss)} in epoch {epoch}.",
-                            fix="lower lr, check the data for extreme values, or use amp=False")
-                    loss.backward()
-                    optimizer.step()
-                    total += float(loss.detach()) * xb.shape[0]
-                    count += xb.shape[0]
-                train_loss = total / max(count, 1)
-                val_loss = None
-                if val_loader is not None:
-                    net.eval()
-                    vt, vc = 0.0, 0
-                    with torch.no_grad():
-                        for xb, yb in val_loader:
-                            xb, yb = xb.to(dev), yb.to(dev)
-                            vt += float(rollout_loss(net, xb, yb, amp_dtype)) * xb.shape[0]
-                            vc += xb.shape[0]
-                    val_loss = vt / max(vc, 1)
-                    net.train()  # state dicts are taken in training mode (e2cnn caches filters in eval)
-                scheduler.step()
-                history["epoch"].append(epoch)
-                history["train_loss"].append(train_loss)
-                history["val_loss"].append(val_loss)
-                history["lr"].append(lr_now)
-                score = val_loss if val_loss is not None else -epoch  # no validation: keep the last
-                if score < best_val:
-                    best_val = score
-                    best_state = _cpu_state(net.state_dict())
-                    history["best_epoch"] = epoch
-                    history["best_val_loss"] = val_loss
-                    bad_epochs = 0
-                else:
-                    bad_epochs += 1
-                if patience is not None and val_loss is not None and bad_epochs >= patience:
-                    history["stopped_early"] = True
-                    done = True
-                if epoch >= epochs:
-                    done = True
-                bar.update(1)
-                bar.set_postfix(train=f"{train_loss:.4g}",
-                                val="-" if val_loss is None else f"{val_loss:.4g}",
-                                best=history["best_epoch"])
-                if state_path is not None:
-                    _atomic_torch_save({
-                        "version": _STATE_VERSION,
-                        "signature": signature,
-                        "epoch": epoch,
-                        "done": done,
-                        "model": _cpu_state(net.state_dict()),
-                        "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(),
-                        "shuffle_rng": shuffle_gen.get_state(),
-                        "torch_rng": torch.get_rng_state(),
-                        "cuda_rng": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None,
-                        "best_model": best_state,
-                        "best_val": best_val,
-                        "bad_epochs": bad_epochs,
-                        "history": json.dumps(history),
-                    }, state_path)
-                logs = {"train_loss": train_loss, "val_loss": val_loss, "lr": lr_now,
-                        "best_epoch": history["best_epoch"]}
-                for cb in callbacks:
-                    cb(epoch, net, logs)
-        finally:
-            bar.close()
-
-    # ---- the best weights, wrapped by the normalization, with a model card ------------------
+def _best_model(run: _Run, norm: dict, dev: torch.device) -> NormalizedModel:
+    """The best epoch's weights wrapped by the training normalization, in eval mode on ``dev``."""
+    net = run.net
     net.train()
-    if best_state is not None:
-        net.load_state_dict(best_state)
+    if run.best_state is not None:
+        net.load_state_dict(run.best_state)
     model = NormalizedModel(net, norm["scale"], norm["offset"], norm["velocity_scale"])
-    model.to(dev).eval()
-    desc = description or meta.get("description")
-    model.card = {
-        "t_in": t_net,
-        "velocity": bool(meta["n_velocity"]),
-        "channels": meta["channels"],
-        "grid": _grid_card(meta),
-        "normalization": norm,
-        "training": {
-            "data": desc or "model-frame data (no description given)",
-            "data_shape": {str(d): int(n) for d, n in frame.sizes.items()},
-            "data_sha256": data_sha,
-            "train_time_index": [train_r.start, train_r.stop],
-            "val_time_index": None if val_r is None else [val_r.start, val_r.stop],
-            "train_samples": len(train_ds),
-            "val_samples": 0 if val_ds is None else len(val_ds),
-            "loss": f"sum over {rollout_steps} rollout steps of the per-step MSE, in normalized units",
-            "optimizer": "Adam (L2 weight decay), learning rate x lr_decay per epoch",
-            "hyperparameters": hyper,
-            "device": str(dev),
-            "xequi_version": __version__,
-        },
-        "metrics": {
-            "history": {k: history[k] for k in ("epoch", "train_loss", "val_loss", "lr")},
-            "best_epoch": history["best_epoch"],
-            "best_val_loss": history["best_val_loss"],
-            "stopped_early": history["stopped_early"],
-            "weights": "best validation epoch" if val_r is not None else "last epoch (no validation)",
-        },
-    }
-    from xequi import checkpoint as ck
-
-    model.card = ck._base_card(model)  # architecture, symmetries, the normalization as stored
-    model.card["weights_sha256"] = ck.weights_digest(ck._tensors_for_saving(net))
-    model.card["xequi_version"] = __version__
-    if checkpoint_dir is not None:
-        ck.save_model(model, Path(checkpoint_dir) / BEST_FILE, overwrite=True)
-    return model, history
+    return model.to(dev).eval()

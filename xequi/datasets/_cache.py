@@ -15,8 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import uuid
 import warnings
 from pathlib import Path
 from typing import Any, Callable
@@ -25,7 +23,7 @@ import xarray as xr
 
 from xequi._version import __version__
 from xequi.errors import CacheError, ParameterError
-from xequi.io import ZARR_WRITE_KWARGS
+from xequi.io import ZARR_WRITE_KWARGS, _remove, atomic_path
 
 __all__ = ["cache_dir", "cache_key", "cache_path", "cached_simulation", "clear_cache", "MARKER"]
 
@@ -156,13 +154,6 @@ def _valid(path: Path, key: str) -> xr.Dataset | None:
     return ds
 
 
-def _remove(path: Path) -> None:
-    if path.is_dir():
-        shutil.rmtree(path, ignore_errors=True)
-    elif path.exists():
-        path.unlink()
-
-
 def cached_simulation(name: str, params: dict[str, Any],
                       build: Callable[[], xr.Dataset]) -> xr.Dataset:
     """Return the cached dataset for ``(name, params)``, building and storing it if needed.
@@ -214,21 +205,15 @@ def cached_simulation(name: str, params: dict[str, Any],
     out = result.copy()
     out.attrs = dict(result.attrs)
     out.attrs[_KEY_ATTR] = key
-    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex}"
     try:
-        out.drop_encoding().to_zarr(tmp, mode="w", **ZARR_WRITE_KWARGS)
-        (tmp / MARKER).write_text(json.dumps(
-            {"key": key, "xequi_version": __version__, "name": name, "files": _manifest(tmp),
-             "params": json.loads(_canonical(params))["params"]}, sort_keys=True))
-        _remove(path)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:  # a stale entry stays until the new one is complete
+            out.drop_encoding().to_zarr(tmp, mode="w", **ZARR_WRITE_KWARGS)
+            (tmp / MARKER).write_text(json.dumps(
+                {"key": key, "xequi_version": __version__, "name": name, "files": _manifest(tmp),
+                 "params": json.loads(_canonical(params))["params"]}, sort_keys=True))
     except OSError as exc:
-        _remove(tmp)
         raise CacheError(f"cannot write the cache entry {path}: {exc}",
                          fix="set XEQUI_CACHE_DIR to a writable directory with free space") from exc
-    except BaseException:
-        _remove(tmp)
-        raise
     ds = _valid(path, key)
     if ds is None:  # pragma: no cover - just written
         raise CacheError(f"the cache entry {path} could not be read back after writing.",
@@ -269,10 +254,10 @@ def clear_cache(name: str | None = None) -> int:
     n = 0
     for entry in root.iterdir():
         if entry.name.endswith(".zarr") and (name is None or entry.name.startswith(f"{name}-")):
-            _remove(entry)
+            _remove(entry, strict=False)
             n += 1
-        elif ".zarr.tmp-" in entry.name:
-            _remove(entry)
+        elif ".zarr.tmp-" in entry.name or ".zarr.old-" in entry.name:
+            _remove(entry, strict=False)
     return n
 
 

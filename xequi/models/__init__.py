@@ -1,4 +1,5 @@
-"""Symmetry-equivariant next-frame models (plain, UM, Mag, Rot, Scale families; ResNet, U-net).
+"""Symmetry-equivariant next-frame models (plain, UM, Mag, Rot, Scale families; ResNet, U-net;
+mirror averaging, :mod:`xequi.models.mirror`).
 
 Every model maps ``x`` of shape ``(batch, t_in, C, H, W)`` (model frame, channels
 ``[u, v, *scalars]``) to the next frame ``(batch, C, H, W)``, and carries ``model.config``
@@ -18,7 +19,10 @@ True
 """
 
 from xequi.models.backbones import EquiModel, ResNet, UNet
+from xequi.models.card import ModelCard
 from xequi.models.equivariance import equivariance_error, rollout
-from xequi.models.registry import available, create
+from xequi.models.normalized import NormalizedModel, compute_normalization
+from xequi.models.registry import available, create, parameter_count, size_table
 
-__all__ = ["create", "available", "rollout", "equivariance_error", "EquiModel", "ResNet", "UNet"]
+__all__ = ["create", "available", "rollout", "equivariance_error", "EquiModel", "ResNet", "UNet",
+           "NormalizedModel", "compute_normalization", "ModelCard", "parameter_count", "size_table"]
