@@ -156,3 +156,62 @@ def test_no_function_body_over_80_lines():
     offenders = long_functions()
     assert not offenders, (f"{len(offenders)} function bodies (docstring excluded) are over "
                            f"{MAX_BODY_LINES} lines:\n" + "\n".join(offenders))
+
+
+#: The layers of docs/architecture.md ("Layers and what each may import"), lowest first. A module
+#: may import modules of its own layer or of a lower one, never of a higher one. A module not
+#: listed belongs to the layer of its closest listed parent package.
+LAYERS = (
+    ("foundation", ("xequi.errors", "xequi._version", "xequi.units", "xequi.routing", "xequi.io")),
+    ("data", ("xequi.fields", "xequi.windows", "xequi.ocean", "xequi.datasets", "xequi.catalog")),
+    ("symmetry", ("xequi.symmetry",)),
+    ("models", ("xequi.models",)),
+    ("checkpoint", ("xequi.checkpoint",)),
+    ("workflows", ("xequi.train", "xequi.forecast")),
+    ("evaluation", ("xequi.diagnostics", "xequi.skill", "xequi.plot")),
+    ("interfaces", ("xequi", "xequi.accessor", "xequi.cli", "xequi.demo")),
+)
+
+
+def layer_of(module: str) -> int:
+    """The index in :data:`LAYERS` of ``module`` (its closest listed parent's)."""
+    parts = module.split(".")
+    while parts:
+        name = ".".join(parts)
+        for i, (_, members) in enumerate(LAYERS):
+            if name in members:
+                return i
+        parts.pop()
+    raise KeyError(module)
+
+
+def test_every_module_has_a_layer():
+    missing = []
+    for module in import_graph():
+        try:
+            layer_of(module)
+        except KeyError:
+            missing.append(module)
+    assert not missing, f"modules in no layer of docs/architecture.md: {missing}"
+
+
+def test_no_module_imports_a_higher_layer():
+    graph = import_graph()
+    upward = [f"{m} ({LAYERS[layer_of(m)][0]}) imports {t} ({LAYERS[layer_of(t)][0]})"
+              for m, targets in sorted(graph.items()) for t in sorted(targets)
+              if layer_of(t) > layer_of(m)]
+    assert not upward, "imports against the layering of docs/architecture.md:\n" + "\n".join(upward)
+
+
+def test_layer_rule_catches_an_upward_import():
+    assert layer_of("xequi.symmetry.rotation") < layer_of("xequi.models.mirror")
+    assert layer_of("xequi.models.card") < layer_of("xequi.train")
+    assert layer_of("xequi.datasets._cache") == layer_of("xequi.fields")
+
+
+def test_architecture_page_lists_the_layers():
+    text = (PACKAGE.parent / "docs" / "architecture.md").read_text()
+    for name, members in LAYERS:
+        assert f"**{name}**" in text, name
+        for m in members:
+            assert f"`{m}`" in text, m

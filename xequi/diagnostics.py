@@ -14,7 +14,8 @@ Two spectra, named differently on purpose (formulas and choices: ``docs/diagnost
   bins (radius 0 dropped). :func:`ese` is the paper's energy spectrum error, the RMSE between the
   log10 of the predicted and true TKE spectra.
 
-Errors: :func:`rmse` (a real root of the mean square; defect 2 of the released code),
+Errors: :func:`rmse` (a real root of the mean square; the paper's released code took none, see
+``docs/science.md``, "Mistakes of the released code", item 2),
 :func:`acc` (anomaly correlation), :func:`spectrum_error` (RMSE of log10 E(k) per frame).
 :func:`evaluate` puts them together for a forecast ``(init_time, lead_time, y, x)`` aligned with a
 truth dataset on ``valid_time``; :func:`persistence_forecast` builds the no-change reference in
@@ -63,7 +64,6 @@ __all__ = [
 ]
 
 #: metrics understood by :func:`evaluate`
-METRICS = ("rmse", "acc", "spectrum_error", "ese")
 
 _DETRENDS = (None, "constant", "linear")
 _LANDS = ("zero", "rectangle", "error")
@@ -905,7 +905,8 @@ def rmse(forecast: xr.Dataset | xr.DataArray, truth: xr.Dataset | xr.DataArray,
          x: str | None = None, y: str | None = None) -> xr.Dataset | xr.DataArray:
     """Root-mean-square error over space: ``sqrt(mean((f - t)^2))``, land ignored.
 
-    A real root (defect 2 of the paper's released code was an MSE). The mean is over the cells
+    A real root (the paper's released code reported an MSE: ``docs/science.md``, item 2 of its
+    released-code mistakes). The mean is over the cells
     where both are finite (NaN/inf = land, skipped); a frame with no valid cell gives NaN. For
     Datasets: one variable per shared data variable, plus ``velocity`` when a velocity pair is
     found: ``sqrt(1/2 mean(du^2 + dv^2))``, the RMS over both components (the paper's RMSE over
@@ -1193,44 +1194,74 @@ def _align_truth(fc, truth, tdim, init_dim, lead_dim, names):
     return tr.assign_coords({init_dim: fc[init_dim], lead_dim: fc[lead_dim]})
 
 
+class _Scoring(NamedTuple):
+    """What a metric of :func:`evaluate` needs besides the fields it scores."""
+
+    clim: xr.Dataset | None
+    keep_init: bool
+    init_dim: str
+    lead_dim: str
+    spec_kw: dict
+    x: str
+    y: str
+
+
+def _one(arrays):
+    """One DataArray, or the Dataset of several (the velocity pair)."""
+    return arrays[0] if len(arrays) == 1 else xr.Dataset({a.name: a for a in arrays})
+
+
+def _score_rmse(fs, ts, sc: _Scoring) -> xr.DataArray:
+    if sc.keep_init:
+        return rmse(_one(fs), _one(ts))
+    return rmse(_one(fs), _one(ts), dims=[sc.x, sc.y, sc.init_dim])
+
+
+def _score_acc(fs, ts, sc: _Scoring) -> xr.DataArray:
+    cl = sc.clim[ts[0].name] if len(ts) == 1 else sc.clim[[t.name for t in ts]]
+    return acc(_one(fs), _one(ts), cl)
+
+
+def _score_spectrum_error(fs, ts, sc: _Scoring) -> xr.DataArray:
+    if len(fs) == 1:
+        return spectrum_error(fs[0], ts[0], **sc.spec_kw)
+    return spectrum_error(_one(fs), _one(ts), u=ts[0].name, v=ts[1].name, **sc.spec_kw)
+
+
+def _score_ese(fc, tr, u, v, sc: _Scoring) -> xr.DataArray:
+    return ese(fc, tr, dim=sc.lead_dim, u=u, v=v, sample_dims=None if sc.keep_init else sc.init_dim)
+
+
+#: The metrics of :func:`evaluate` scored per variable (the velocity pair as one):
+#: ``name -> f(forecast fields, truth fields, scoring) -> DataArray over lead time``. Adding a
+#: metric is one function and one entry here (or in :data:`WHOLE_FORECAST_METRICS`).
+PER_VARIABLE_METRICS = {"rmse": _score_rmse, "acc": _score_acc,
+                        "spectrum_error": _score_spectrum_error}
+#: The metrics of :func:`evaluate` scored on the whole forecast, each its own output variable:
+#: ``name -> f(forecast, truth, u, v, scoring) -> DataArray``.
+WHOLE_FORECAST_METRICS = {"ese": _score_ese}
+#: every metric name :func:`evaluate` accepts
+METRICS = (*PER_VARIABLE_METRICS, *WHOLE_FORECAST_METRICS)
+
+
 def _evaluate_one(fc, tr, metrics, u, v, clim, keep_init, init_dim, lead_dim, spec_kw):
     xd, yd = _spatial(tr)
+    sc = _Scoring(clim, keep_init, init_dim, lead_dim, spec_kw, xd, yd)
     rows: dict[str, dict[str, xr.DataArray]] = {}
     units: dict[str, dict[str, str]] = {}
-    extra = {}
+    extra = {m: WHOLE_FORECAST_METRICS[m](fc, tr, u, v, sc) for m in metrics
+             if m in WHOLE_FORECAST_METRICS}
     pairs = _pairs(fc, tr, u, v)
-    for m in metrics:
-        if m == "ese":
-            e = ese(fc, tr, dim=lead_dim, u=u, v=v, sample_dims=None if keep_init else init_dim)
-            extra["ese"] = e
-            continue
+    for m in (m for m in metrics if m in PER_VARIABLE_METRICS):
         for name, fs, ts in pairs:
-            if m == "rmse":
-                if keep_init:
-                    val = rmse(fs[0] if len(fs) == 1 else xr.Dataset({f.name: f for f in fs}),
-                               ts[0] if len(ts) == 1 else xr.Dataset({t.name: t for t in ts}))
-                else:
-                    val = rmse(fs[0] if len(fs) == 1 else xr.Dataset({f.name: f for f in fs}),
-                               ts[0] if len(ts) == 1 else xr.Dataset({t.name: t for t in ts}),
-                               dims=[xd, yd, init_dim])
-            elif m == "acc":
-                cl = clim[ts[0].name] if len(ts) == 1 else clim[[t.name for t in ts]]
-                val = acc(fs[0] if len(fs) == 1 else xr.Dataset({f.name: f for f in fs}),
-                          ts[0] if len(ts) == 1 else xr.Dataset({t.name: t for t in ts}), cl)
-            elif m == "spectrum_error":
-                if len(fs) == 1:
-                    val = spectrum_error(fs[0], ts[0], **spec_kw)
-                else:
-                    val = spectrum_error(xr.Dataset({f.name: f for f in fs}),
-                                         xr.Dataset({t.name: t for t in ts}),
-                                         u=ts[0].name, v=ts[1].name, **spec_kw)
+            val = PER_VARIABLE_METRICS[m](fs, ts, sc)
             if isinstance(val, xr.Dataset):
                 val = val["velocity"] if "velocity" in val else val[list(val.data_vars)[0]]
             if not keep_init and init_dim in val.dims:
                 val = val.mean(init_dim, keep_attrs=True)
             rows.setdefault(name, {})[m] = val
             units.setdefault(name, {})[m] = val.attrs.get("units", "")
-    per_lead = [m for m in metrics if m != "ese"]
+    per_lead = [m for m in metrics if m in PER_VARIABLE_METRICS]
     data = {}
     for name, d in rows.items():
         da = xr.concat([d[m].drop_attrs() if hasattr(d[m], "drop_attrs") else d[m]

@@ -176,10 +176,14 @@ class ModelCard:
         ``velocity``: the architecture's ``velocity``, else True (cards written before the key
         existed are velocity models); ``name``: the architecture's name, else ``"unnamed"``;
         ``window``: the training window, else :data:`DEFAULT_WINDOW`; an unreadable ``t_in``
-        is None.
+        is None; an architecture without ``residual`` (written before increment prediction)
+        predicts the full state: ``residual=False``.
         """
         card = dict(card or {})
         arch = dict(card.get("architecture") or {})
+        if arch:
+            # architectures recorded before increment prediction existed predict the full state
+            arch.setdefault("residual", False)
         velocity = card.get("velocity")
         if velocity is None:
             velocity = arch.get("velocity", True)
