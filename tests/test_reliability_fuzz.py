@@ -22,11 +22,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from _reliability_gen import bad_datasets
-from conftest import make_cf_dataset
-from xequi import models
+from conftest import make_cf_dataset, tiny_model
 from xequi.diagnostics import evaluate, persistence_forecast, spectrum
 from xequi.errors import XequiError
-from xequi.forecast import as_forecast_model, forecast
+from xequi.forecast import forecast
 from xequi.symmetry import transform
 from xequi.train import fit
 
@@ -40,8 +39,7 @@ _FUZZ = dict(deadline=None, suppress_health_check=list(HealthCheck), database=No
 
 @pytest.fixture(scope="module")
 def model():
-    torch.manual_seed(0)
-    return as_forecast_model(models.create("resnet", t_in=2, widths=(4,)), dx="10 km", dt="1 h")
+    return tiny_model("resnet", t_in=2, seed=0, widths=(4,))
 
 
 def _culprits(desc, ds) -> set[str]:

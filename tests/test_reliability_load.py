@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import make_cf_dataset
-from xequi import models
-from xequi.forecast import as_forecast_model, forecast
+from conftest import make_cf_dataset, tiny_model
+from xequi.forecast import forecast
 
 torch.set_num_threads(1)
 
@@ -21,8 +20,7 @@ KW = dict(steps=3, window=16, progress=False, device="cpu")
 
 @pytest.fixture(scope="module")
 def setup():
-    torch.manual_seed(3)
-    m = as_forecast_model(models.create("resnet", t_in=2, widths=(4, 4)), dx="10 km", dt="1 h")
+    m = tiny_model("resnet", t_in=2, seed=3, widths=(4, 4))
     ds = make_cf_dataset(nt=10, ny=24, nx=20)
     return m, ds
 
