@@ -99,7 +99,8 @@ def tiny_model(name: str = "resnet", t_in: int = 2, seed: int = 0, dx="10 km", d
     """An untrained small model of ``xequi.models.create`` with a minimal forecast card.
 
     Seeded (``torch.manual_seed(seed)``), widths ``(2, 2)`` for rotation / scale families and
-    ``(4, 4)`` otherwise unless ``widths=`` is given; ``scalars``, ``scale`` and ``offset`` go to
+    ``(4, 4)`` otherwise unless ``widths=`` is given; ``residual=False`` unless given;
+    ``scalars``, ``scale`` and ``offset`` go to
     :func:`xequi.forecast.as_forecast_model`, every other keyword to ``models.create``. Import it
     with ``from conftest import tiny_model``.
     """
@@ -109,6 +110,9 @@ def tiny_model(name: str = "resnet", t_in: int = 2, seed: int = 0, dx="10 km", d
     from xequi.forecast import as_forecast_model
 
     torch.manual_seed(seed)
+    # the full-state form by default: an untrained increment model starts as persistence, which
+    # is exactly equivariant and would hide a broken pipeline in the tests that use this factory
+    kw.setdefault("residual", False)
     widths = kw.pop("widths", (2, 2) if ("rot" in name or "scale" in name) else (4, 4))
     card = {k: kw.pop(k) for k in ("scalars", "scale", "offset") if k in kw}
     net = models.create(name, t_in=t_in, widths=widths, **kw)

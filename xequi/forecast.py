@@ -11,8 +11,9 @@
    consistent with ``dt_data = λ² dt_model``; the convention of :func:`xequi.symmetry.scale`),
    and mapped back by 1/λ;
 3. **windows + model** -- at every step the current state (the last ``t_in`` frames on the WHOLE
-   grid) is cut into the model's windows (:func:`xequi.windows.plan_windows`, symmetric padded
-   layout), the windows are streamed through the exported network in batches
+   grid) is cut into the model's windows (:func:`xequi.windows.plan_windows`, symmetric layout:
+   windows stay inside the domain along walls and are padded only along periodic axes or axes
+   shorter than the window, ``pad="auto"``), the windows are streamed through the exported network in batches
    (:func:`xequi.windows.iter_windows`), and the predicted windows are stitched back onto the full
    grid (:func:`xequi.windows.stitch`, crop-centre) before the next step;
 4. **back** -- the predicted frames go back to the user's names, units, orientation and
@@ -971,7 +972,7 @@ def _plan_forecast(ds: xr.Dataset, model, steps: int, init_time=None, *, u=None,
     spec = plan_windows((grid.ny, grid.nx), window=info["window"] if window is None else window,
                         overlap=overlap,
                         periodic=bool(periodic) if not isinstance(periodic, (tuple, list, dict))
-                        else periodic)
+                        else periodic, pad="auto")
     nv = info["n_velocity"]
     fields_kw = dict(u=un, v=vn, scalars=list(names[nv:]), units=units,
                      target_units=target or None, fill=fill, x=ax.x, y=ax.y, t=ax.t,
@@ -1172,7 +1173,9 @@ def forecast(ds, model, steps: int = 10, init_time=None, *, u: str | None = None
         Window size (default: the card's training window, else :data:`DEFAULT_WINDOW`) and
         overlap (default ``2 * (window // 8)``), see :func:`xequi.windows.plan_windows`.
     periodic : bool or (bool, bool), optional
-        Periodic (y, x) axes: pad windows by wrapping instead of reflection. Default False.
+        Periodic (y, x) axes: windows reach across the edge by wrapping. Default False: windows
+        stay inside the domain (as in training), unless it is smaller than the window along an
+        axis, which is then padded by reflection.
     out : str or path-like, optional
         Also write the forecast to this ``.zarr`` / ``.nc`` (:func:`xequi.io.write_dataset`:
         atomic, no half-written output). Checked before any computation.
