@@ -93,12 +93,49 @@ def run_demo(out_dir: str | Path = "demo-output", progress: bool = True, steps: 
     met_path = write_dataset(metrics.drop_attrs() if hasattr(metrics, "drop_attrs") else metrics,
                              out / "metrics.nc", overwrite=True)
     _print_table(metrics, ds, len(inits))
+    skill = _print_skill(datasets, forecasts)
     paths = {"forecast": str(fc_path), "metrics": str(met_path)}
     paths.update(_draw_figures(ds, forecasts, metrics, inits[0], out))
     seconds = time.perf_counter() - t0
     print(f"\nwrote {', '.join(paths.values())}")
     print(f"demo finished in {seconds:.1f} s")
-    return {"metrics": metrics, "paths": paths, "seconds": seconds}
+    return {"metrics": metrics, "skill": skill, "paths": paths, "seconds": seconds}
+
+
+def _verdict(sk) -> str:
+    """One plain sentence: does the model beat the reference at every lead, at some, or none?"""
+    ref = sk.attrs.get("reference", "persistence")
+    above = (sk["ci_low"] > 0).values
+    below = (sk["ci_high"] < 0).values
+    n = len(above)
+    if above.all():
+        return f"beats {ref} at every lead (all {n} intervals above 0)"
+    if below.all():
+        return f"LOSES to {ref} at every lead (all {n} intervals below 0)"
+    return (f"beats {ref} at {int(above.sum())} of {n} leads, loses at {int(below.sum())}, "
+            f"undecided at {n - int(above.sum()) - int(below.sum())}")
+
+
+def _print_skill(datasets: dict, forecasts: dict) -> dict:
+    """Skill against persistence (1 - RMSE / RMSE_persistence) per model with paired-bootstrap
+    95% intervals over the initial times, and a plain verdict per model and dataset."""
+    from xequi.skill import skill
+
+    out = {}
+    print("\nskill against persistence, 1 - RMSE/RMSE_persistence (velocity), 95% paired-bootstrap "
+          "interval over the initial times (few init times: rough intervals):")
+    for data_name, (data, _) in datasets.items():
+        for name in DEMO_MODELS:
+            sk = skill(forecasts[(data_name, name)], data, reference="persistence",
+                       variables=["velocity"], n_boot=1000, seed=0)
+            out[(data_name, name)] = sk
+            leads = [0, 1, 4, sk.sizes["lead_time"] - 1] if sk.sizes["lead_time"] > 4 \
+                else list(range(sk.sizes["lead_time"]))
+            cells = "  ".join(f"{float(sk['skill'][i]):+.2f} [{float(sk['ci_low'][i]):+.2f}, "
+                              f"{float(sk['ci_high'][i]):+.2f}]" for i in leads)
+            print(f"{data_name:<13}{name:<19}{cells}")
+            print(f"{'':<13}{'':<19}-> {name} {_verdict(sk)}")
+    return out
 
 
 def _forecast_and_score(datasets: dict, models: dict, inits, steps: int, progress: bool):
