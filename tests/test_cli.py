@@ -45,6 +45,11 @@ def test_demo_runs_on_the_default(rbc_default, tmp_path, capsys):
     for model in ("rot-resnet", "um-mag-rot-resnet", "resnet", "persistence"):
         assert f"original     {model} " in out and f"rotated 90°  {model} " in out
     assert "spectrum_error" in out
+    # the skill section states plainly, per model, whether it beats persistence
+    assert "skill against persistence" in out
+    for model in ("rot-resnet", "um-mag-rot-resnet", "resnet"):
+        assert any(line.strip().startswith(f"-> {model} ") and "persistence" in line
+                   for line in out.splitlines()), model
     for name in ("fields.png", "spectra.png", "metrics.png"):
         assert (tmp_path / name).stat().st_size > 10_000
     fc = xr.open_zarr(tmp_path / "forecast.zarr")
