@@ -5,6 +5,7 @@ import pickle
 import struct
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -247,3 +248,22 @@ def test_card_quantities_combine_with_the_users_application_registry_quantities(
     registry()
     q, dx = ck.card_quantity(card, "dx"), app.Quantity(5, "km")
     assert str((q + dx + registry().Quantity("5 km")).to("m")) == "15000.0 meter"
+
+
+def test_shipped_cards_without_residual_rebuild_full_state_models():
+    """Cards written before increment prediction (no ``residual`` in the architecture) must
+    rebuild the full-state network: the weights would load into a residual one just the same,
+    and its forecasts would be silently wrong."""
+    from xequi.checkpoint import load_model, pretrained_path, read_card
+
+    card = read_card(pretrained_path("resnet"))
+    assert "residual" not in card["architecture"]  # stored as written
+    net = load_model("resnet")
+    assert net.config["residual"] is False
+    x = torch.randn(1, int(card["t_in"]), 2, 16, 16)
+    with torch.no_grad():
+        rebuilt = models.create(**{**card["architecture"], "residual": False})
+        rebuilt.load_state_dict(net.model.state_dict())
+        rebuilt.eval()
+        net.eval()
+        np.testing.assert_allclose(net.model(x).numpy(), rebuilt(x).numpy(), atol=1e-6)

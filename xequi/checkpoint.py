@@ -565,7 +565,7 @@ def load_model(name_or_path, device: str = "cpu"):
         )
     arch = card.get("architecture")
     if isinstance(arch, Mapping):
-        arch = ModelCard.from_dict(card).architecture  # old architectures: residual=False
+        arch = ModelCard.from_dict(card).model_config  # old architectures: residual=False
     if not isinstance(arch, Mapping) or "name" not in arch:
         raise CheckpointError(f"the model card of {str(path)!r} has no architecture to rebuild.",
                               fix="re-save the model with xequi.checkpoint.save_model")

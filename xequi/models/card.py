@@ -176,14 +176,10 @@ class ModelCard:
         ``velocity``: the architecture's ``velocity``, else True (cards written before the key
         existed are velocity models); ``name``: the architecture's name, else ``"unnamed"``;
         ``window``: the training window, else :data:`DEFAULT_WINDOW`; an unreadable ``t_in``
-        is None; an architecture without ``residual`` (written before increment prediction)
-        predicts the full state: ``residual=False``.
+        is None. :attr:`model_config` reads the architecture for rebuilding the network.
         """
         card = dict(card or {})
         arch = dict(card.get("architecture") or {})
-        if arch:
-            # architectures recorded before increment prediction existed predict the full state
-            arch.setdefault("residual", False)
         velocity = card.get("velocity")
         if velocity is None:
             velocity = arch.get("velocity", True)
@@ -202,6 +198,19 @@ class ModelCard:
             **{k: card.get(k) for k in _OPTIONAL},
             extra={k: v for k, v in card.items() if k not in known},
         )
+
+    @property
+    def model_config(self) -> dict:
+        """The architecture as :func:`xequi.models.create` takes it to rebuild the network.
+
+        An architecture recorded before increment prediction existed (no ``residual`` key)
+        predicts the full state: ``residual=False``; the card itself is left as stored.
+
+        >>> ModelCard.from_dict({"architecture": {"name": "resnet"}}).model_config["residual"]
+        False
+        """
+        return {**self.architecture, "residual": self.architecture.get("residual", False)} \
+            if self.architecture else {}
 
     def to_dict(self) -> dict:
         """The card as a JSON-ready dict (what ``model.card`` holds and checkpoints store)."""

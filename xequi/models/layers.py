@@ -13,6 +13,12 @@ The UM and Mag symmetries are made exact for the *whole* network, not layer by l
 Hence ``f(w + c) = f(w) + c`` and ``f(λw) = λ f(w)`` hold to float rounding for every input,
 every λ > 0 and every c, and also over an autoregressive rollout, in train and eval mode
 (the hidden features, hence batch statistics, do not change).
+
+With increment prediction (``residual=True``, the default of :func:`xequi.models.create`) the
+network's output is ``x[:, -1] + d(x)``: the projection then returns the increment ``d``, which
+must be UM-*invariant* (``d(w + c) = d(w)``: the block mean is **not** added back, the last frame
+``x[:, -1] + c`` carries ``c``) and Mag-equivariant (``d(λw) = λ d(w)``: times the block scale, as
+before), so that the whole model keeps both symmetries exactly.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["block_mean", "block_scale", "GWrap", "Lift", "Project", "FieldBatchNorm",
-           "SWITCH_SYMMETRIES"]
+           "SWITCH_SYMMETRIES", "scale_parameters"]
 
 #: the kinds of :mod:`xequi.symmetry` each switch of the heads provides (exactly)
 SWITCH_SYMMETRIES = {"um": ("uniform_motion",), "mag": ("magnitude",)}
@@ -245,8 +251,50 @@ class Lift(nn.Module):
         return y, (m, s)
 
 
+def scale_parameters(module: nn.Module, factor: float) -> nn.Module:
+    """Multiply every parameter of ``module`` by ``factor`` in place (no gradient recorded).
+
+    Used on the projection of a residual model (``RESIDUAL_INIT_SCALE``) so that the untrained
+    increment is small. A scalar multiple of an equivariant layer is equivariant: e2cnn's
+    ``R2Conv`` keeps its weights in the steerable basis (its filter is re-expanded from them in
+    eval mode), the scale family's kernels stay kernels.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+    factor : float
+
+    Returns
+    -------
+    torch.nn.Module
+        ``module`` itself.
+
+    Examples
+    --------
+    >>> conv = nn.Conv2d(1, 1, 1)
+    >>> w = float(conv.weight)
+    >>> abs(float(scale_parameters(conv, 0.5).weight) - 0.5 * w) < 1e-7
+    True
+    """
+    with torch.no_grad():
+        for p in module.parameters():
+            p.mul_(factor)
+    return module
+
+
 class Project(nn.Module):
-    """Last layer: a family conv to ``[u, v, *scalars]``, times the Mag block scale, plus the UM mean."""
+    """Last layer: a family conv to ``[u, v, *scalars]``, times the Mag block scale, plus the UM mean.
+
+    Parameters
+    ----------
+    conv : nn.Module
+        The family's projection conv.
+    um : bool
+        Add the UM block mean back to the velocity channels (a model predicting the next frame);
+        a residual model builds its projection with ``um=False``: its increment is UM-invariant.
+    mag : bool
+        Multiply by the Mag block scale.
+    """
 
     def __init__(self, conv: nn.Module, um: bool = False, mag: bool = False):
         super().__init__()

@@ -11,6 +11,10 @@ interior, and on a C4-equivariant ``f`` it gives exact D4 equivariance (``M R M 
 ``f_M(R x) = ½ (R f(x) + M R⁻¹ f(M x)) = R f_M(x)``). ``tests/test_models_equivariance.py``
 checks ``mirror`` and ``rot90`` below 1e-5.
 
+With increment prediction (``residual=True``, the default) ``f(x) = x_last + d(x)`` and
+``M x_last`` is the last frame of ``M x``, so ``f_M(x) = x_last + ½ (d(x) + M d(M x))``: the
+average acts on the increment, and the last frame passes through unchanged (exactly, in float).
+
 Why averaging and not e2cnn's dihedral groups (``gspaces.FlipRot2dOnR2``): e2cnn 0.2.3 calls
 ``numpy.ndarray.tostring()`` (removed in numpy 2.0) in the ``__hash__`` of four kernel-basis
 classes (``e2cnn/kernels/irreps_basis.py``) and ``np.float`` (removed in numpy 1.24) in
