@@ -1,4 +1,9 @@
-"""fit(): rollout loss, best-epoch weights, determinism, resuming, normalization, augmentation."""
+"""fit(): rollout loss, best-epoch weights, determinism, resuming, normalization, augmentation,
+the training recipe (schedule, clipping, curriculum, pushforward, noise, guard, time budget)."""
+
+import copy
+import json
+import time
 
 import numpy as np
 import pytest
@@ -49,7 +54,8 @@ def _same(a, b):
 
 def test_fit_returns_model_history_and_card(data):
     before = data.copy(deep=True)
-    model, hist = fit("resnet", data, epochs=2, **TINY)
+    # schedule="exponential": the paper's per-epoch decay (the default is warmup + cosine)
+    model, hist = fit("resnet", data, epochs=2, schedule="exponential", **TINY)
     xr.testing.assert_identical(data, before)  # the caller's data are untouched
     assert isinstance(model, NormalizedModel) and not model.training
     assert hist["epoch"] == [1, 2] and len(hist["val_loss"]) == 2 and hist["lr"] == pytest.approx([1e-3, 9.5e-4])
@@ -92,7 +98,9 @@ def test_best_weights_kept_and_early_stopping(data):
                 for p in net.parameters():
                     p.mul_(40.0).add_(3.0)
 
-    model, hist = fit("resnet", data, epochs=4, patience=2, callbacks=[record_then_sabotage], **TINY)
+    # guard=None: the divergence guard would restore epoch 1's weights after the sabotage
+    model, hist = fit("resnet", data, epochs=4, patience=2, guard=None,
+                      callbacks=[record_then_sabotage], **TINY)
     assert hist["best_epoch"] == 1 and hist["val_loss"][1] > hist["val_loss"][0]
     assert hist["stopped_early"] and hist["epoch"] == [1, 2, 3]  # patience 2 after epoch 1
     assert _same(_weights(model), snapshots[1])
@@ -119,7 +127,10 @@ class _Interrupt(Exception):
 
 
 def test_resume_is_bit_identical(tmp_path, data):
-    kw = dict(epochs=3, seed=1, augment=("um",), patience=None, **TINY)
+    # the exponential schedule and no curriculum: their horizon does not depend on epochs, so
+    # that a finished run extended by one epoch equals a longer run (see below)
+    kw = dict(epochs=3, seed=1, augment=("um",), patience=None, schedule="exponential",
+              curriculum=0, **TINY)
     full, hfull = fit("resnet", data, checkpoint_dir=tmp_path / "full", **kw)
 
     def stop_after_first(epoch, net, logs):
@@ -329,3 +340,260 @@ def test_fit_scalar_only_errors_and_model_frame_input(data):
     assert model.card["velocity"] is False
     with pytest.raises(GridError, match="n_velocity=1"):
         fit("resnet", data.assign_attrs(n_velocity=1), epochs=1, **TINY)
+
+
+# --------------------------------------------------------------------------------------------
+# the training recipe: schedule, clipping, curriculum, pushforward, noise, validation score,
+# divergence guard, time budget, resuming
+# --------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def long_data():
+    return _advect(T=20)
+
+
+def _n_batches(model):
+    return -(-model.card["training"]["train_samples"] // TINY["batch_size"])
+
+
+def test_lr_warmup_then_cosine_per_iteration(data):
+    model, hist = fit("resnet", data, epochs=6, warmup=0.3, patience=None, guard=None, **TINY)
+    n, E, lr = _n_batches(model), 6, 1e-3
+    expected = []
+    for e in range(1, E + 1):  # the lr of an epoch's first iteration
+        p = ((e - 1) * n + 1) / (E * n)
+        f = p / 0.3 if p < 0.3 else 0.01 + 0.99 * 0.5 * (1 + np.cos(np.pi * (p - 0.3) / 0.7))
+        expected.append(lr * f)
+    assert hist["lr"] == pytest.approx(expected, rel=1e-6)
+    assert hist["lr"][0] < hist["lr"][1] and hist["lr"][2:] == sorted(hist["lr"][2:], reverse=True)
+    hyper = model.card["training"]["hyperparameters"]
+    assert hyper["schedule"] == "cosine" and hyper["warmup"] == 0.3 and hyper["optimizer"] == "adamw"
+    assert hyper["weight_decay"] == 1e-2  # AdamW's default decoupled weight decay
+    assert "cosine" in model.card["training"]["optimizer"]
+    # the paper's schedule stays selectable, with Adam and its L2 weight decay
+    _, old = fit("resnet", data, epochs=2, schedule="exponential", optimizer="adam", **TINY)
+    assert old["lr"] == pytest.approx([1e-3, 9.5e-4])
+
+
+def test_gradient_clipping_bounds_the_global_norm(data):
+    from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+    def wreck(epoch, net, logs):  # huge gradients in the next epoch
+        with torch.no_grad():
+            for p in net.parameters():
+                p.mul_(30.0).add_(2.0)
+
+    def norms_at_step(**kw):
+        norms = []
+
+        def hook(opt, args, kwargs):
+            grads = [p.grad for g in opt.param_groups for p in g["params"] if p.grad is not None]
+            norms.append(float(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads]))))
+
+        handle = register_optimizer_step_pre_hook(hook)
+        try:
+            fit("resnet", data, epochs=2, guard=None, callbacks=[wreck], **TINY, **kw)
+        finally:
+            handle.remove()
+        return norms
+
+    clipped, free = norms_at_step(clip_grad=0.5), norms_at_step(clip_grad=None)
+    assert max(clipped) <= 0.5 * (1 + 1e-5)
+    assert max(free) > 10.0  # the same batches unclipped
+
+
+def test_curriculum_lengths_per_epoch(long_data):
+    kw = {**TINY, "rollout_steps": 3}
+    _, hist = fit("resnet", long_data, epochs=6, curriculum=0.5, patience=None, guard=None, **kw)
+    assert hist["rollout"] == [1, 1, 2, 3, 3, 3]  # 1 + floor(2 (e - 1) / 6 / 0.5)
+    model, hist = fit("resnet", long_data, epochs=2, curriculum=0, **kw)
+    assert hist["rollout"] == [3, 3]
+    assert model.card["training"]["hyperparameters"]["curriculum"] == 0
+
+
+def _record_calls(calls):
+    """A callback that, after epoch 1, records every forward call of the network."""
+    def cb(epoch, net, logs):
+        if epoch == 1:
+            net.register_forward_pre_hook(lambda mod, args: calls.append(
+                (mod.training, torch.is_grad_enabled(), args[0].detach().clone())))
+    return cb
+
+
+def test_pushforward_steps_carry_no_gradient(long_data):
+    calls = []
+    fit("resnet", long_data, epochs=2, pushforward=1, curriculum=0, guard=None,
+        callbacks=[_record_calls(calls)], **TINY)
+    train = [grad for training, grad, _ in calls if training]
+    assert train and len(train) % 3 == 0
+    assert train == [False, True, True] * (len(train) // 3)  # 1 pushforward + 2 rollout steps
+    assert not any(grad for training, grad, _ in calls if not training)  # validation
+
+
+def _shift_consistent(x):
+    """Frames of the advected data are shifts of one another (exactly, without noise)."""
+    return bool(torch.equal(x[:, 1], torch.roll(x[:, 0], 1, dims=-1)))
+
+
+def test_noise_only_in_training(data):
+    for noise, noisy in ((0.1, True), (0.0, False)):
+        calls = []
+        model, _ = fit("resnet", data, epochs=2, noise=noise, curriculum=0, guard=None,
+                       callbacks=[_record_calls(calls)], **TINY)
+        first_calls = [x for training, _, x in calls if training][::TINY["rollout_steps"]]
+        assert all(_shift_consistent(x) != noisy for x in first_calls)
+        val_steps = model.card["training"]["hyperparameters"]["val_steps"]
+        val_first = [x for training, _, x in calls if not training][::val_steps]
+        assert val_first and all(_shift_consistent(x) for x in val_first)  # clean
+    assert "noise" in model.card["training"]["hyperparameters"]
+
+
+def test_validation_score_is_the_rollout_rmse_in_data_units(data):
+    nets = {}
+    model, hist = fit("resnet", data, epochs=1, callbacks=[
+        lambda epoch, net, logs: nets.setdefault(epoch, copy.deepcopy(net))], **TINY)
+    card = model.card
+    norm, (v0, v1) = card["normalization"], card["training"]["val_time_index"]
+    V, t_in = card["training"]["hyperparameters"]["val_steps"], TINY["t_in"]
+    assert V == min(3 * TINY["rollout_steps"], v1 - v0 - t_in)
+    wrapped = NormalizedModel(nets[1], norm["scale"], norm["offset"], norm["velocity_scale"]).eval()
+    x = torch.from_numpy(data.values)
+    sq, n = 0.0, 0
+    with torch.no_grad():
+        for s in range(v0, v1 - t_in - V + 1):
+            window = x[None, s:s + t_in]
+            for k in range(V):
+                pred = wrapped(window)
+                sq += float(((pred.double() - x[s + t_in + k].double()) ** 2).sum())
+                n += pred.numel()
+                window = torch.cat([window[:, 1:], pred[:, None]], dim=1)
+    assert hist["val_loss"][0] == pytest.approx(np.sqrt(sq / n), rel=1e-5)
+    assert "RMSE" in card["training"]["validation"]
+
+
+def test_guard_restores_the_best_weights_and_stops_after_three(data):
+    snaps = {}
+
+    def nan_after_each_epoch(epoch, net, logs):
+        snaps[epoch] = _weights(net)
+        with torch.no_grad():
+            next(net.parameters()).fill_(float("nan"))
+
+    model, hist = fit("resnet", data, epochs=8, schedule="exponential",
+                      callbacks=[nan_after_each_epoch], **TINY)
+    assert hist["epoch"] == [1, 2, 3, 4] and hist["stop_reason"] == "diverged"
+    assert [r["epoch"] for r in hist["restored"]] == [2, 3, 4]
+    assert all("NaN/inf" in r["reason"] and r["to_epoch"] == 1 for r in hist["restored"])
+    assert _same(snaps[2], snaps[1]) and _same(snaps[4], snaps[1])  # restored before the callback
+    assert _same(_weights(model), snaps[1]) and hist["best_epoch"] == 1
+    # the learning rate halves at each restore (and decays x 0.95 per epoch)
+    assert hist["lr"] == pytest.approx([1e-3, 9.5e-4, 9.5e-4 * 0.95 * 0.5, 9.5e-4 * 0.95 ** 2 * 0.25])
+    assert model.card["metrics"]["restored"] == hist["restored"]
+    # diverging in every epoch, with no good epoch to go back to, is an error
+    with pytest.raises(ParameterError, match="(?s)diverged in every epoch.*NaN/inf.*lower lr"):
+        fit("resnet", data, epochs=1, lr=1e30, **TINY)
+
+
+def test_guard_on_the_validation_score(data):
+    snaps = {}
+
+    def wreck_once(epoch, net, logs):
+        snaps[epoch] = _weights(net)
+        if epoch == 1:
+            with torch.no_grad():
+                for p in net.parameters():
+                    p.mul_(40.0).add_(3.0)
+
+    _, hist = fit("resnet", data, epochs=3, guard=1.5, callbacks=[wreck_once], **TINY)
+    assert [r["epoch"] for r in hist["restored"]] == [2]
+    assert "validation score" in hist["restored"][0]["reason"]
+    assert _same(snaps[2], snaps[1]) and hist["stop_reason"] == "epochs"
+
+
+def test_max_time_stops_and_returns_the_best_weights(data):
+    snaps = {}
+
+    def slow(epoch, net, logs):
+        snaps[epoch] = _weights(net)
+        time.sleep(0.3)
+
+    model, hist = fit("resnet", data, epochs=1000, max_time=3.0, patience=None, callbacks=[slow],
+                      **TINY)
+    assert 2 <= len(hist["epoch"]) < 50 and hist["stop_reason"] == "max_time"
+    assert _same(_weights(model), snaps[hist["best_epoch"]])
+    budget = model.card["training"]["budget"]
+    assert budget["seconds"] >= 3.0 and budget["epochs_run"] == len(hist["epoch"])
+    assert budget["device"] == "cpu" and budget["max_time"] == 3.0
+    # the schedule follows the time budget, not the 1000 epochs: the warmup (5 % of 3 s) is over
+    # by epoch 2 (by iterations it would still be at 3e-5), and the lr decays from there
+    assert hist["lr"][1] > 3e-4 and hist["lr"][-1] <= hist["lr"][1]
+    # a budget crossed within the first batch ends the epoch there
+    _, short = fit("resnet", data, epochs=5, max_time=1e-3, **TINY)
+    assert short["epoch"] == [1] and short["stop_reason"] == "max_time" and short["best_epoch"] == 1
+
+
+def test_resume_mid_run_with_the_new_recipe(tmp_path, long_data):
+    def nan_once(epoch, net, logs):  # a guard restore before the interruption
+        if epoch == 1:
+            with torch.no_grad():
+                next(net.parameters()).fill_(float("nan"))
+
+    def stop_after_second(epoch, net, logs):
+        if epoch == 2:
+            raise _Interrupt
+
+    kw = dict(epochs=5, seed=2, noise=0.05, pushforward=1, rollout_steps=2, patience=None,
+              **{k: v for k, v in TINY.items() if k != "rollout_steps"})
+    full, hfull = fit("resnet", long_data, checkpoint_dir=tmp_path / "full",
+                      callbacks=[nan_once], **kw)
+    with pytest.raises(_Interrupt):
+        fit("resnet", long_data, checkpoint_dir=tmp_path / "run",
+            callbacks=[nan_once, stop_after_second], **kw)
+    resumed, hres = fit("resnet", long_data, checkpoint_dir=tmp_path / "run", **kw)
+    assert hres == hfull and [r["epoch"] for r in hfull["restored"]] == [2]
+    assert _same(_weights(resumed), _weights(full))
+    assert hfull["rollout"] == [1, 1, 1, 2, 2]  # 1 + floor((e - 1) / 5 / 0.5)
+    # another recipe is another run
+    with pytest.raises(CheckpointError, match="recipe"):
+        fit("resnet", long_data, checkpoint_dir=tmp_path / "run", **{**kw, "noise": 0.1})
+
+
+def test_states_saved_before_the_recipe_still_resume(tmp_path, data):
+    legacy = dict(epochs=3, patience=None, schedule="exponential", optimizer="adam",
+                  clip_grad=None, curriculum=0, **TINY)
+
+    def stop_after_first(epoch, net, logs):
+        if epoch == 1:
+            raise _Interrupt
+
+    full, _ = fit("resnet", data, checkpoint_dir=tmp_path / "full", **legacy)
+    with pytest.raises(_Interrupt):
+        fit("resnet", data, checkpoint_dir=tmp_path / "run", callbacks=[stop_after_first], **legacy)
+    path = tmp_path / "run" / STATE_FILE
+    st = torch.load(path, weights_only=True)
+    for key in ("recipe", "best_optimizer", "lr_scale", "elapsed"):
+        del st[key]
+    h = json.loads(st["history"])
+    st["history"] = json.dumps({k: h[k] for k in ("epoch", "train_loss", "val_loss", "lr",
+                                                  "best_epoch", "best_val_loss", "stopped_early")})
+    torch.save(st, path)
+    with pytest.raises(CheckpointError, match="different run"):
+        fit("resnet", data, checkpoint_dir=tmp_path / "run", **{**legacy, "optimizer": "adamw"})
+    resumed, hist = fit("resnet", data, checkpoint_dir=tmp_path / "run", **legacy)
+    assert hist["epoch"] == [1, 2, 3] and _same(_weights(resumed), _weights(full))
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"schedule": "linear"}, "schedule must be one of"),
+    ({"optimizer": "sgd"}, "optimizer must be one of"),
+    ({"clip_grad": 0}, "clip_grad"),
+    ({"curriculum": 1.5}, "curriculum"),
+    ({"noise": -0.1}, "noise"),
+    ({"pushforward": -1}, "pushforward"),
+    ({"guard": 0.5}, "guard"),
+    ({"max_time": 0}, "max_time"),
+    ({"warmup": 0.9}, "warmup"),
+    ({"val_steps": 50}, "val_steps=50"),
+])
+def test_recipe_settings_are_checked(data, kwargs, match):
+    with pytest.raises(ParameterError, match=match):
+        fit("resnet", data, epochs=1, **TINY, **kwargs)

@@ -85,10 +85,15 @@ def _cmd_train(args) -> int:
                          batch_size=args.batch_size, lr=args.lr, window=args.window,
                          augment=tuple(args.augment.split(",")) if args.augment else (),
                          seed=args.seed, device=args.device, progress=not args.quiet,
-                         checkpoint_dir=args.checkpoint_dir, fields_kwargs=fields_kwargs or None)
+                         checkpoint_dir=args.checkpoint_dir, fields_kwargs=fields_kwargs or None,
+                         schedule=args.schedule, warmup=args.warmup, optimizer=args.optimizer,
+                         clip_grad=args.clip_grad, curriculum=args.curriculum, noise=args.noise,
+                         pushforward=args.pushforward, val_steps=args.val_steps, guard=args.guard,
+                         max_time=args.max_time)
     path = save_model(model, args.out, overwrite=args.overwrite)
-    print(f"wrote {path} (best epoch {history['best_epoch']}, validation loss "
-          f"{history['best_val_loss']:.4g})")
+    best = history["best_val_loss"]
+    print(f"wrote {path} (best epoch {history['best_epoch']}, validation rollout RMSE "
+          f"{'-' if best is None else format(best, '.4g')})")
     return 0
 
 
@@ -190,6 +195,11 @@ def _add_simulate_command(sub) -> None:
     sim.set_defaults(func=_cmd_simulate)
 
 
+def _float_or_none(text: str):
+    """A number, or None for 'none' (argparse type of the train command's optional limits)."""
+    return None if text.strip().lower() == "none" else float(text)
+
+
 def _add_train_command(sub) -> None:
     """The ``train`` command: fit a registered model, save it with its model card."""
     tr = sub.add_parser("train", help="fit a model to a dataset and save it with its model card")
@@ -210,6 +220,24 @@ def _add_train_command(sub) -> None:
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--device", default="auto")
     tr.add_argument("--checkpoint-dir", dest="checkpoint_dir", help="resumable training state")
+    tr.add_argument("--max-time", dest="max_time", type=float, default=None,
+                    help="wall-clock budget in seconds (the schedule anneals over it)")
+    tr.add_argument("--schedule", default="cosine", choices=["cosine", "exponential"],
+                    help="warmup + cosine decay per iteration, or x0.95 per epoch (the paper's)")
+    tr.add_argument("--warmup", type=float, default=0.05, help="warmup fraction of the budget")
+    tr.add_argument("--optimizer", default="adamw", choices=["adamw", "adam"])
+    tr.add_argument("--clip-grad", dest="clip_grad", type=_float_or_none, default=1.0,
+                    help="global gradient-norm clip ('none': no clipping)")
+    tr.add_argument("--curriculum", type=float, default=0.5,
+                    help="budget fraction at which the full rollout is reached (0: none)")
+    tr.add_argument("--noise", type=float, default=0.0,
+                    help="input noise std as a fraction of the data's std (training only)")
+    tr.add_argument("--pushforward", type=int, default=0,
+                    help="steps unrolled without gradient before the loss's rollout")
+    tr.add_argument("--val-steps", dest="val_steps", type=int, default=None,
+                    help="validation rollout length (default: 3 x the training rollout)")
+    tr.add_argument("--guard", type=_float_or_none, default=3.0,
+                    help="divergence guard factor over the best validation score ('none': off)")
     tr.add_argument("--out", required=True, help="output checkpoint (.xequi)")
     tr.add_argument("--overwrite", action="store_true")
     tr.add_argument("--quiet", action="store_true")

@@ -3,10 +3,22 @@
 :func:`fit` trains a model from :mod:`xequi.models` on model-frame data (or on a CF dataset,
 converted with :func:`xequi.fields.to_model_frame`) the way Wang, Walters & Yu (ICLR 2021)
 trained theirs: MSE summed over an autoregressive rollout of ``rollout_steps`` frames
-(predictions fed back), Adam with weight decay, learning rate × ``lr_decay`` per epoch, early
-stopping on the validation loss. Unlike the paper's released code (defect 5 in
-``shared/reference.md``) the weights returned are those of the **best validation epoch**, not
-the last.
+(predictions fed back), early stopping on the validation score. Unlike the paper's released
+code (defect 5 in ``shared/reference.md``) the weights returned are those of the **best
+validation epoch**, not the last.
+
+The recipe
+----------
+By default training follows neural-PDE practice for stable long rollouts: AdamW, gradients
+clipped to global norm 1, a learning-rate warmup then cosine decay stepped per iteration over
+the run's budget (``epochs``, or ``max_time`` seconds), and a rollout curriculum (1 frame up to
+``rollout_steps``, reached at half the budget). Noise injection (``noise=``) and the pushforward
+trick (``pushforward=``, Brandstetter et al. 2022) are available, off by default. The
+validation score, which chooses the best epoch, is the RMSE over a rollout of ``val_steps``
+frames in the data's units, and a divergence guard restores the best weights and optimizer
+state and halves the learning rate after a non-finite loss or a score ``guard`` x the best.
+The paper's recipe is ``schedule="exponential", optimizer="adam", clip_grad=None,
+curriculum=0, guard=None``.
 
 Normalization that keeps the symmetries
 ---------------------------------------
@@ -28,7 +40,8 @@ All randomness (model initialisation when a name is given, shuffling, augmentati
 ``seed``; on CPU two runs with the same arguments give bit-identical weights. Global torch RNG
 state is saved and restored around :func:`fit`, so calling it does not disturb the caller's.
 With ``checkpoint_dir=``, the full training state (weights, optimizer, scheduler, epoch, RNG
-states, best weights, history) is written atomically at the end of every epoch to
+states, best weights and optimizer state, the guard's learning-rate factor, elapsed seconds,
+history; the curriculum follows from them) is written atomically at the end of every epoch to
 ``checkpoint_dir/train_state.pt`` (read back with ``torch.load(weights_only=True)``: tensors and
 plain containers only, nothing executable); calling :func:`fit` again with the same arguments
 resumes after the last completed epoch and ends, on CPU, bit-identical to an uninterrupted run.
@@ -43,6 +56,7 @@ import hashlib
 import json
 import math
 import os
+import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -117,15 +131,23 @@ def rollout_loss(model: nn.Module, history: torch.Tensor, target: torch.Tensor,
     window = history
     loss = history.new_zeros((), dtype=torch.float32)
     for k in range(target.shape[1]):
-        if amp_dtype is not None:
-            with torch.autocast(device_type="cuda", dtype=amp_dtype):
-                pred = model(window)
-        else:
-            pred = model(window)
-        pred = pred.float()
+        pred = _predict(model, window, amp_dtype)
         loss = loss + torch.mean((pred - target[:, k].float()) ** 2)
-        window = torch.cat([window[:, 1:], pred.to(window.dtype)[:, None]], dim=1)
+        window = _next_window(window, pred)
     return loss
+
+
+def _predict(model: nn.Module, window: torch.Tensor, amp_dtype: torch.dtype | None) -> torch.Tensor:
+    """The model's next frame (float32), under CUDA autocast with ``amp_dtype`` when given."""
+    if amp_dtype is not None:
+        with torch.autocast(device_type="cuda", dtype=amp_dtype):
+            return model(window).float()
+    return model(window).float()
+
+
+def _next_window(window: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
+    """The history window with the prediction appended and the oldest frame dropped."""
+    return torch.cat([window[:, 1:], pred.to(window.dtype)[:, None]], dim=1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -269,12 +291,37 @@ def _int(name, v, lo):
     return int(v)
 
 
-def _float(name, v, lo, hi=None, lo_open=False):
+def _float(name, v, lo, hi=None, lo_open=False, fix=None):
     bad = isinstance(v, bool) or not isinstance(v, Real) or not math.isfinite(v)
     if bad or v < lo or (lo_open and v == lo) or (hi is not None and v > hi):
         rng = f"{'(' if lo_open else '['}{lo}, {hi if hi is not None else 'inf'}]"
-        raise ParameterError(f"{name} must be a number in {rng}, got {v!r}.", fix=f"pass a valid {name}")
+        raise ParameterError(f"{name} must be a number in {rng}, got {v!r}.",
+                             fix=fix or f"pass a valid {name}")
     return float(v)
+
+
+def _choice(name, v, options, fix):
+    if v not in options:
+        raise ParameterError(f"{name} must be one of {options}, got {v!r}.", fix=fix)
+    return v
+
+
+#: Learning-rate schedules: warmup then cosine decay per iteration; x lr_decay per epoch (paper).
+SCHEDULES = ("cosine", "exponential")
+#: Optimizers: AdamW (decoupled weight decay); Adam with L2 weight decay (the paper's).
+OPTIMIZERS = ("adamw", "adam")
+#: Default weight decay of each optimizer (when ``weight_decay=None``).
+_WEIGHT_DECAY = {"adamw": 1e-2, "adam": 4e-4}
+#: The recipe of training states saved before the recipe settings existed: they resume with it.
+_LEGACY_RECIPE = {"schedule": "exponential", "optimizer": "adam", "clip_grad": None,
+                  "curriculum": 0.0, "noise": 0.0, "pushforward": 0}
+#: The recipe settings (a saved state resumes only with the same ones).
+_RECIPE_KEYS = ("schedule", "warmup", "optimizer", "clip_grad", "curriculum", "noise",
+                "pushforward", "guard", "val_steps")
+#: Divergence-guard restores after which training stops.
+MAX_RESTORES = 3
+#: The cosine schedule ends at this fraction of ``lr``.
+_FINAL_LR_FRACTION = 0.01
 
 
 @dataclass(frozen=True)
@@ -299,8 +346,22 @@ class FitSettings:
     amp_dtype: torch.dtype | None
     progress: bool
     callbacks: tuple
+    schedule: str = "cosine"
+    warmup: float = 0.05
+    optimizer: str = "adamw"
+    clip_grad: float | None = 1.0
+    curriculum: float = 0.5
+    noise: float = 0.0
+    pushforward: int = 0
+    val_steps: int | None = None
+    guard: float | None = 3.0
+    max_time: float | None = None
 
-    def hyperparameters(self, t_in: int, window) -> dict:
+    def recipe(self, val_steps: int) -> dict:
+        """The recipe settings, ``val_steps`` as resolved for the data."""
+        return {k: (val_steps if k == "val_steps" else getattr(self, k)) for k in _RECIPE_KEYS}
+
+    def hyperparameters(self, t_in: int, window, val_steps: int | None = None) -> dict:
         """The card's ``training.hyperparameters`` (``window`` as clipped to the domain)."""
         return dict(t_in=t_in, rollout_steps=self.rollout_steps, epochs=self.epochs,
                     batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
@@ -310,13 +371,53 @@ class FitSettings:
                     stride=self.stride if not isinstance(self.stride, tuple) else list(self.stride),
                     periodic=(self.periodic if not isinstance(self.periodic, tuple)
                               else list(self.periodic)),
-                    augment=list(self.augment), seed=self.seed, amp=self.amp_dtype is not None)
+                    augment=list(self.augment), seed=self.seed, amp=self.amp_dtype is not None,
+                    **self.recipe(val_steps if val_steps is not None else self.val_steps),
+                    max_time=self.max_time)
+
+
+def _check_recipe(*, schedule, warmup, optimizer, clip_grad, curriculum, noise, pushforward,
+                  val_steps, guard, max_time) -> dict:
+    """Check the recipe settings of :func:`fit` (ParameterError naming the first bad one)."""
+    return dict(
+        schedule=_choice("schedule", schedule, SCHEDULES,
+                         fix="pass schedule='cosine' (warmup, then cosine decay per iteration) "
+                             "or 'exponential' (lr x lr_decay per epoch, the paper's)"),
+        warmup=_float("warmup", warmup, 0.0, 0.5,
+                      fix="pass the warmup as a fraction of the budget, e.g. warmup=0.05"),
+        optimizer=_choice("optimizer", optimizer, OPTIMIZERS,
+                          fix="pass optimizer='adamw' (decoupled weight decay) or 'adam'"),
+        clip_grad=None if clip_grad is None else _float(
+            "clip_grad", clip_grad, 0.0, lo_open=True,
+            fix="pass a positive global gradient norm, e.g. clip_grad=1.0, or None (no clipping)"),
+        curriculum=_float("curriculum", curriculum, 0.0, 1.0,
+                          fix="pass the fraction of the budget at which the full rollout is "
+                              "reached, e.g. curriculum=0.5, or 0 (no curriculum)"),
+        noise=_float("noise", noise, 0.0, 1.0,
+                     fix="pass the noise std as a fraction of the data's std, e.g. noise=0.01, "
+                         "or 0 (none)"),
+        pushforward=_int("pushforward", pushforward, 0),
+        val_steps=None if val_steps is None else _int("val_steps", val_steps, 1),
+        guard=None if guard is None else _float(
+            "guard", guard, 1.0, lo_open=True,
+            fix="pass a factor > 1 over the best validation score, e.g. guard=3.0, or None "
+                "(no divergence guard)"),
+        max_time=None if max_time is None else _float(
+            "max_time", max_time, 0.0, lo_open=True,
+            fix="pass a wall-clock budget in seconds, e.g. max_time=600, or None"))
 
 
 def _check_settings(*, rollout_steps, epochs, batch_size, lr, weight_decay, lr_decay, patience,
                     val_fraction, gap, window, stride, periodic, augment, seed, device, amp,
-                    progress, callbacks) -> FitSettings:
-    """Check :func:`fit`'s arguments (ParameterError naming the first bad one)."""
+                    progress, callbacks, **recipe) -> FitSettings:
+    """Check :func:`fit`'s arguments (ParameterError naming the first bad one).
+
+    ``recipe``: the settings of :func:`_check_recipe` (all optional: their defaults otherwise).
+    """
+    recipe = _check_recipe(**{**{f.name: f.default for f in dataclasses.fields(FitSettings)
+                                 if f.name in _RECIPE_KEYS + ("max_time",)}, **recipe})
+    if weight_decay is None:
+        weight_decay = _WEIGHT_DECAY[recipe["optimizer"]]
     checked = dict(
         rollout_steps=_int("rollout_steps", rollout_steps, 1),
         epochs=_int("epochs", epochs, 1),
@@ -343,7 +444,7 @@ def _check_settings(*, rollout_steps, epochs, batch_size, lr, weight_decay, lr_d
         warnings.warn("amp=True is ignored on CPU (bf16 autocast is used on CUDA only).", stacklevel=3)
     return FitSettings(**checked, window=window, stride=stride, periodic=periodic,
                        augment=augment, device=dev, amp_dtype=torch.bfloat16 if use_amp else None,
-                       progress=progress, callbacks=callbacks)
+                       progress=progress, callbacks=callbacks, **recipe)
 
 
 def _prepare_model(model_or_name, t_in, n_channels, size, model_kwargs, seed, n_velocity=2):
@@ -431,24 +532,54 @@ class _Data:
     val_loader: torch.utils.data.DataLoader | None
     shuffle_gen: torch.Generator
     sha256: str
+    val_steps: int = 0
+    noise_std: torch.Tensor | None = None
 
 
 def _split(n_time: int, t_net: int, s: FitSettings) -> tuple[range, range | None]:
     """Training and validation time ranges (the validation range last; None without one)."""
+    t_out = s.rollout_steps + s.pushforward
     if s.val_fraction > 0:
         try:
             return W.split_by_time(n_time, (1.0 - s.val_fraction, s.val_fraction), t_in=t_net,
-                                   t_out=s.rollout_steps, gap=s.gap)
+                                   t_out=t_out, gap=s.gap)
         except ParameterError as err:
             problem = err.problem.replace("split 0", "training").replace("split 1", "validation")
             raise ParameterError(
                 problem, fix=f"use more time steps, change val_fraction (now {s.val_fraction}), "
-                             f"or a smaller t_in / rollout_steps / gap") from None
-    if n_time < t_net + s.rollout_steps:
-        raise ParameterError(f"only {n_time} time steps, fewer than t_in + rollout_steps = "
-                             f"{t_net + s.rollout_steps} for one sample.",
-                             fix="use more time steps, or a smaller t_in / rollout_steps")
+                             f"or a smaller t_in / rollout_steps / pushforward / gap") from None
+    if n_time < t_net + t_out:
+        raise ParameterError(f"only {n_time} time steps, fewer than t_in + rollout_steps + "
+                             f"pushforward = {t_net + t_out} for one sample.",
+                             fix="use more time steps, or a smaller t_in / rollout_steps / "
+                                 "pushforward")
     return range(n_time), None
+
+
+def _val_steps(val_r: range | None, t_net: int, s: FitSettings) -> int:
+    """The validation rollout length: ``val_steps``, by default 3 x ``rollout_steps`` capped by
+    the validation range (0 without validation)."""
+    if val_r is None:
+        return 0
+    room = len(val_r) - t_net
+    if s.val_steps is None:
+        return max(1, min(3 * s.rollout_steps, room))
+    if s.val_steps > room:
+        raise ParameterError(f"val_steps={s.val_steps} needs t_in + val_steps = "
+                             f"{t_net + s.val_steps} time steps, but the validation range has "
+                             f"{len(val_r)}.", fix=f"pass val_steps <= {room}, or a larger "
+                                                   "val_fraction")
+    return s.val_steps
+
+
+def _noise_std(normed: np.ndarray, c_axis: int, train_sl: tuple, noise: float):
+    """Per-channel std (C, 1, 1) of the injected noise: ``noise`` x the normalized training
+    data's std per channel (None without noise)."""
+    if noise <= 0:
+        return None
+    train = np.moveaxis(normed[train_sl], c_axis, 0)
+    std = train.reshape(train.shape[0], -1).std(axis=1)
+    return torch.as_tensor(noise * std, dtype=torch.float32)[:, None, None]
 
 
 def _prepare_data(frame: xr.DataArray, n_velocity: int, symmetries, t_net: int,
@@ -467,18 +598,22 @@ def _prepare_data(frame: xr.DataArray, n_velocity: int, symmetries, t_net: int,
     of = np.asarray(norm["offset"], dtype=np.float32)[:, None, None]
     normed = frame.copy(data=((values - of) / sc).astype(np.float32))
     win = _window_size(s.window, (frame.sizes["y"], frame.sizes["x"]))
-    common = dict(t_in=t_net, t_out=s.rollout_steps, window=win, stride=s.stride,
-                  periodic=s.periodic)
+    val_steps = _val_steps(val_r, t_net, s)
+    common = dict(t_in=t_net, window=win, stride=s.stride, periodic=s.periodic)
     train_ds = W.WindowDataset(normed, time_index=train_r, augment=s.augment or None, seed=s.seed,
-                               vector=(0, 1) if n_velocity else None, **common)
-    val_ds = None if val_r is None else W.WindowDataset(normed, time_index=val_r, **common)
+                               vector=(0, 1) if n_velocity else None,
+                               t_out=s.rollout_steps + s.pushforward, **common)
+    val_ds = (None if val_r is None else
+              W.WindowDataset(normed, time_index=val_r, t_out=val_steps, **common))
     shuffle_gen = torch.Generator().manual_seed(s.seed)
     train_loader = torch.utils.data.DataLoader(train_ds, batch_size=s.batch_size, shuffle=True,
                                                generator=shuffle_gen, num_workers=0)
     val_loader = (torch.utils.data.DataLoader(val_ds, batch_size=s.batch_size, shuffle=False)
                   if val_ds is not None else None)
+    train_sl = (slice(None),) * t_axis + (slice(train_r.start, train_r.stop),)
     return _Data(norm, train_r, val_r, win, train_ds, val_ds, train_loader, val_loader,
-                 shuffle_gen, _sha256_array(values))
+                 shuffle_gen, _sha256_array(values), val_steps,
+                 _noise_std(normed.values, frame.dims.index("channel"), train_sl, s.noise))
 
 
 # --------------------------------------------------------------------------------------------
@@ -503,36 +638,99 @@ def _load_state(path: Path) -> dict:
     return state
 
 
+def _new_history() -> dict:
+    return {"epoch": [], "train_loss": [], "val_loss": [], "lr": [], "rollout": [],
+            "best_epoch": None, "best_val_loss": None, "stopped_early": False, "restored": [],
+            "stop_reason": None}
+
+
 @dataclass
 class _Run:
     """The mutable state of a training run: what the training-state file saves and restores."""
 
     net: nn.Module
     optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LRScheduler
     signature: str
+    recipe: dict
     state_path: Path | None
-    history: dict = dataclasses.field(default_factory=lambda: {
-        "epoch": [], "train_loss": [], "val_loss": [], "lr": [], "best_epoch": None,
-        "best_val_loss": None, "stopped_early": False})
+    iters_per_epoch: int = 1
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
+    history: dict = dataclasses.field(default_factory=_new_history)
     best_state: dict | None = None
+    best_optimizer: dict | None = None  # the optimizer state at the best epoch (the guard's)
+    init_state: dict | None = None  # the initial weights (the guard's, before any best epoch)
     best_val: float = math.inf
     bad_epochs: int = 0
     epoch: int = 0
     done: bool = False
+    lr_scale: float = 1.0  # halved by each restore of the divergence guard
+    elapsed: float = 0.0  # training seconds of earlier calls (a resumed run)
+    started: float | None = None  # time.perf_counter() when this call's epoch loop started
+
+    def seconds(self) -> float:
+        """Training seconds so far, over every call of a resumed run."""
+        return self.elapsed + (0.0 if self.started is None else time.perf_counter() - self.started)
+
+
+def _time_fraction(run: _Run, s: FitSettings) -> float:
+    return 0.0 if s.max_time is None else run.seconds() / s.max_time
+
+
+def _lr_factor(run: _Run, s: FitSettings, step: int) -> float:
+    """The cosine schedule's factor on ``lr`` for optimizer iteration ``step`` (0-based).
+
+    Progress through the budget is ``max(iterations / (epochs x iterations per epoch),
+    elapsed / max_time)``: a linear warmup over its first ``warmup``, then a cosine decay to
+    1 % of ``lr`` at its end; times the divergence guard's halvings.
+    """
+    total = max(s.epochs * run.iters_per_epoch, 1)
+    p = min(1.0, max((step + 1) / total, _time_fraction(run, s)))
+    if p < s.warmup:
+        f = p / s.warmup
+    else:
+        cos = 0.5 * (1.0 + math.cos(math.pi * (p - s.warmup) / (1.0 - s.warmup)))
+        f = _FINAL_LR_FRACTION + (1.0 - _FINAL_LR_FRACTION) * cos
+    return run.lr_scale * f
+
+
+def _refresh_lr(run: _Run, s: FitSettings) -> None:
+    """Cosine schedule: set the coming iteration's learning rate now (under ``max_time`` the
+    clock moves the progress between iterations: validation, callbacks)."""
+    if s.schedule == "cosine":
+        for g, base in zip(run.optimizer.param_groups, run.scheduler.base_lrs):
+            g["lr"] = base * _lr_factor(run, s, run.scheduler.last_epoch)
+
+
+def _rollout_length(run: _Run, s: FitSettings) -> int:
+    """The training rollout length of the epoch ``run.epoch``: the curriculum grows it from 1
+    to ``rollout_steps``, reached at the fraction ``curriculum`` of the budget."""
+    if s.curriculum <= 0:
+        return s.rollout_steps
+    p = max((run.epoch - 1) / s.epochs, _time_fraction(run, s))
+    return min(s.rollout_steps, 1 + int((s.rollout_steps - 1) * p / s.curriculum + 1e-9))
 
 
 def _start_run(net: nn.Module, data: _Data, s: FitSettings, hyper: dict,
                checkpoint_dir) -> _Run:
     """Optimizer and scheduler for ``net``; the saved state of an interrupted run, if any."""
     net = net.to(s.device)
-    optimizer = torch.optim.Adam(net.parameters(), lr=s.lr, weight_decay=s.weight_decay)
-    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=s.lr_decay)
-    # what must match to resume (epochs may grow: a finished run can be extended)
+    opt_cls = torch.optim.AdamW if s.optimizer == "adamw" else torch.optim.Adam
+    optimizer = opt_cls(net.parameters(), lr=s.lr, weight_decay=s.weight_decay)
+    # what must match to resume (the budget may grow: a finished run can be extended); the
+    # recipe is checked on its own, so that states saved before it existed still resume
+    skip = ("epochs", "max_time") + _RECIPE_KEYS
     signature = json.dumps({"model": getattr(net, "config", {}) or {"class": type(net).__name__},
-                            "hyper": {k: v for k, v in hyper.items() if k != "epochs"},
+                            "hyper": {k: v for k, v in hyper.items() if k not in skip},
                             "data_sha256": data.sha256}, sort_keys=True, default=str)
-    run = _Run(net, optimizer, scheduler, signature, _state_path(checkpoint_dir))
+    run = _Run(net, optimizer, signature, s.recipe(data.val_steps), _state_path(checkpoint_dir),
+               iters_per_epoch=max(len(data.train_loader), 1))
+    if s.schedule == "cosine":
+        run.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: _lr_factor(run, s, step))
+    else:
+        run.scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=s.lr_decay)
+    run.init_state = _cpu_state(net.state_dict())
+    run.best_optimizer = copy.deepcopy(optimizer.state_dict())
     if run.state_path is not None and run.state_path.exists():
         _resume(run, data, s)
     return run
@@ -551,12 +749,19 @@ def _state_path(checkpoint_dir) -> Path | None:
 
 
 def _resume(run: _Run, data: _Data, s: FitSettings) -> None:
-    """Restore the run from its training-state file (refused for another run's state)."""
+    """Restore the run from its training-state file (refused for another run's state).
+
+    A state saved before the recipe settings existed resumes with the old recipe only
+    (``_LEGACY_RECIPE``); its best epoch is scored again with the rollout RMSE.
+    """
     st = _load_state(run.state_path)
-    if st["signature"] != run.signature:
+    saved = st.get("recipe")
+    same = (saved == run.recipe if saved is not None
+            else all(run.recipe[k] == v for k, v in _LEGACY_RECIPE.items()))
+    if st["signature"] != run.signature or not same:
         raise CheckpointError(
             f"the training state in {str(run.state_path.parent)!r} belongs to a different run "
-            "(other model, data or arguments); refusing to resume from it.",
+            "(other model, data, arguments or training recipe); refusing to resume from it.",
             fix="pass the same arguments and data as the interrupted run, another "
                 "checkpoint_dir, or delete the directory to start afresh")
     run.net.load_state_dict(st["model"])
@@ -566,12 +771,22 @@ def _resume(run: _Run, data: _Data, s: FitSettings) -> None:
     torch.set_rng_state(st["torch_rng"])
     if s.device.type == "cuda" and st.get("cuda_rng") is not None:
         torch.cuda.set_rng_state(st["cuda_rng"], s.device)
-    run.history = json.loads(st["history"])
+    run.history = {**_new_history(), **json.loads(st["history"])}
     run.best_state = st["best_model"]
+    run.best_optimizer = st.get("best_optimizer")
     run.best_val = float(st["best_val"])
     run.bad_epochs = int(st["bad_epochs"])
     run.epoch = int(st["epoch"])
-    run.done = bool(run.history["stopped_early"]) or run.epoch >= s.epochs
+    run.lr_scale = float(st.get("lr_scale", 1.0))
+    run.elapsed = float(st.get("elapsed", 0.0))
+    if saved is None and run.best_state is not None and data.val_loader is not None:
+        current = _cpu_state(run.net.state_dict())
+        run.net.load_state_dict(run.best_state)
+        run.best_val = _validate(run, data, s)  # old states scored epochs by the rollout loss
+        run.net.load_state_dict(current)
+    h = run.history
+    run.done = (bool(h["stopped_early"]) or h["stop_reason"] == "diverged"
+                or run.epoch >= s.epochs or (s.max_time is not None and run.elapsed >= s.max_time))
 
 
 def _save_state(run: _Run, data: _Data, s: FitSettings) -> None:
@@ -581,6 +796,7 @@ def _save_state(run: _Run, data: _Data, s: FitSettings) -> None:
         torch.save({
             "version": _STATE_VERSION,
             "signature": run.signature,
+            "recipe": run.recipe,
             "epoch": run.epoch,
             "done": run.done,
             "model": _cpu_state(run.net.state_dict()),
@@ -590,8 +806,11 @@ def _save_state(run: _Run, data: _Data, s: FitSettings) -> None:
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None,
             "best_model": run.best_state,
+            "best_optimizer": run.best_optimizer,
             "best_val": run.best_val,
             "bad_epochs": run.bad_epochs,
+            "lr_scale": run.lr_scale,
+            "elapsed": run.seconds(),
             "history": json.dumps(run.history),
         }, tmp)
 
@@ -599,8 +818,23 @@ def _save_state(run: _Run, data: _Data, s: FitSettings) -> None:
 # --------------------------------------------------------------------------------------------
 # the epoch loop
 # --------------------------------------------------------------------------------------------
-def _train_epoch(run: _Run, data: _Data, s: FitSettings) -> float:
-    """One pass over the training windows; the mean training loss."""
+def _batch_loss(net: nn.Module, data: _Data, s: FitSettings, xb: torch.Tensor,
+                yb: torch.Tensor, steps: int) -> torch.Tensor:
+    """The training loss of one batch: noise on the history, ``pushforward`` unrolled steps
+    without gradient, then the rollout loss over the next ``steps`` frames."""
+    if data.noise_std is not None:
+        xb = xb + torch.randn_like(xb) * data.noise_std.to(xb.device, xb.dtype)
+    if s.pushforward:
+        with torch.no_grad():
+            for _ in range(s.pushforward):
+                xb = _next_window(xb, _predict(net, xb, s.amp_dtype))
+    return rollout_loss(net, xb, yb[:, s.pushforward:s.pushforward + steps], s.amp_dtype)
+
+
+def _train_epoch(run: _Run, data: _Data, s: FitSettings, steps: int) -> float:
+    """One pass over the training windows with ``steps`` rollout frames; the mean training loss
+    (NaN / inf: the loss became non-finite and the epoch was cut short, for the guard).
+    Under ``max_time`` the epoch ends at the first batch boundary past the budget."""
     data.train_ds.set_epoch(run.epoch)
     run.net.train()
     total, count = 0.0, 0
@@ -608,45 +842,97 @@ def _train_epoch(run: _Run, data: _Data, s: FitSettings) -> float:
                        disable=not s.progress, unit="batch", dynamic_ncols=True):
         xb, yb = xb.to(s.device), yb.to(s.device)
         run.optimizer.zero_grad(set_to_none=True)
-        loss = rollout_loss(run.net, xb, yb, s.amp_dtype)
+        loss = _batch_loss(run.net, data, s, xb, yb, steps)
         if not torch.isfinite(loss):
-            raise ParameterError(
-                f"the training loss became {float(loss)} in epoch {run.epoch}.",
-                fix="lower lr, check the data for extreme values, or use amp=False")
+            if s.guard is None:
+                raise ParameterError(
+                    f"the training loss became {float(loss.detach())} in epoch {run.epoch}.",
+                    fix="lower lr, check the data for extreme values, use amp=False, or keep "
+                        "the divergence guard (guard=3.0)")
+            return float(loss.detach())
         loss.backward()
+        if s.clip_grad is not None:
+            nn.utils.clip_grad_norm_(run.net.parameters(), s.clip_grad)
+        if s.max_time is not None:
+            _refresh_lr(run, s)
         run.optimizer.step()
+        if s.schedule == "cosine":
+            run.scheduler.step()
         total += float(loss.detach()) * xb.shape[0]
         count += xb.shape[0]
+        if s.max_time is not None and run.seconds() >= s.max_time:
+            break
     return total / max(count, 1)
 
 
 def _validate(run: _Run, data: _Data, s: FitSettings) -> float | None:
-    """The mean validation loss (None without validation)."""
+    """The validation score (None without validation): the RMSE in the data's units over a
+    ``val_steps`` rollout, pooled over windows, lead times, channels and grid points."""
     if data.val_loader is None:
         return None
+    scale = torch.as_tensor(data.norm["scale"], dtype=torch.float64, device=s.device)
+    scale = scale[:, None, None]
     run.net.eval()
-    vt, vc = 0.0, 0
+    sq, n = 0.0, 0
     with torch.no_grad():
         for xb, yb in data.val_loader:
-            xb, yb = xb.to(s.device), yb.to(s.device)
-            vt += float(rollout_loss(run.net, xb, yb, s.amp_dtype)) * xb.shape[0]
-            vc += xb.shape[0]
+            window, yb = xb.to(s.device), yb.to(s.device)
+            for k in range(yb.shape[1]):
+                pred = _predict(run.net, window, s.amp_dtype)
+                err = (pred.double() - yb[:, k].double()) * scale
+                sq += float(torch.sum(err ** 2))
+                n += err.numel()
+                window = _next_window(window, pred)
     run.net.train()  # state dicts are taken in training mode (e2cnn caches filters in eval)
-    return vt / max(vc, 1)
+    return math.sqrt(sq / max(n, 1))
+
+
+def _guard(run: _Run, train_loss: float, val_loss: float | None, s: FitSettings) -> str | None:
+    """The divergence guard: after a non-finite training loss, or a validation score above
+    ``guard`` x the best, restore the best weights and optimizer state and halve the learning
+    rate (the reason, or None). After :data:`MAX_RESTORES` restores training stops."""
+    if s.guard is None:
+        return None
+    if not math.isfinite(train_loss):
+        reason = f"the training loss became {train_loss} (NaN/inf)"
+    elif val_loss is not None and math.isfinite(run.best_val) and not (
+            val_loss <= s.guard * run.best_val):
+        reason = f"validation score {val_loss:.4g} > {s.guard:g} x the best {run.best_val:.4g}"
+    else:
+        return None
+    lrs = [g["lr"] for g in run.optimizer.param_groups]
+    run.net.load_state_dict(run.best_state if run.best_state is not None else run.init_state)
+    if run.best_optimizer is not None:
+        run.optimizer.load_state_dict(run.best_optimizer)
+    run.lr_scale *= 0.5
+    for g, lr in zip(run.optimizer.param_groups, lrs):
+        g["lr"] = lr * 0.5
+    run.history["restored"].append({"epoch": run.epoch, "reason": reason, "lr": lrs[0] * 0.5,
+                                    "to_epoch": run.history["best_epoch"]})
+    if len(run.history["restored"]) >= MAX_RESTORES:
+        if run.best_state is None:
+            raise ParameterError(
+                f"training diverged {MAX_RESTORES} times before any good epoch ({reason}).",
+                fix="lower lr, check the data for extreme values, or use amp=False")
+        run.done = True
+        run.history["stop_reason"] = "diverged"
+    return reason
 
 
 def _record_epoch(run: _Run, train_loss: float, val_loss: float | None, lr_now: float,
-                  s: FitSettings) -> None:
-    """History, best weights, early stopping after an epoch."""
+                  steps: int, restored: bool, s: FitSettings) -> None:
+    """History, best weights, early stopping and the budget after an epoch."""
     h = run.history
     h["epoch"].append(run.epoch)
-    h["train_loss"].append(train_loss)
+    h["train_loss"].append(train_loss if math.isfinite(train_loss) else None)  # JSON: no NaN
     h["val_loss"].append(val_loss)
     h["lr"].append(lr_now)
+    h["rollout"].append(steps)
     score = val_loss if val_loss is not None else -run.epoch  # no validation: keep the last
-    if score < run.best_val:
+    if not restored and math.isfinite(train_loss) and score < run.best_val:
         run.best_val = score
         run.best_state = _cpu_state(run.net.state_dict())
+        run.best_optimizer = copy.deepcopy(run.optimizer.state_dict())
         h["best_epoch"] = run.epoch
         h["best_val_loss"] = val_loss
         run.bad_epochs = 0
@@ -655,22 +941,35 @@ def _record_epoch(run: _Run, train_loss: float, val_loss: float | None, lr_now: 
     if s.patience is not None and val_loss is not None and run.bad_epochs >= s.patience:
         h["stopped_early"] = True
         run.done = True
+    if s.max_time is not None and run.seconds() >= s.max_time:
+        run.done = True
+        h["stop_reason"] = h["stop_reason"] or "max_time"
     if run.epoch >= s.epochs:
         run.done = True
+    if run.done and h["stop_reason"] is None:
+        h["stop_reason"] = "patience" if h["stopped_early"] else "epochs"
 
 
 def _epoch_loop(run: _Run, data: _Data, s: FitSettings, name: str) -> None:
-    """Train until ``epochs``, early stopping, or an exception (the state is saved each epoch)."""
+    """Train until ``epochs``, ``max_time``, early stopping, the divergence guard's last
+    restore, or an exception (the state is saved each epoch)."""
     bar = tqdm(total=s.epochs, initial=run.epoch, desc=f"fit {name}", unit="epoch",
                disable=not s.progress, dynamic_ncols=True)
+    run.started = time.perf_counter()
+    if not run.done:
+        run.history["stop_reason"] = None  # an extended run stops for its own reason
     try:
         while not run.done and run.epoch < s.epochs:
             run.epoch += 1
+            _refresh_lr(run, s)
             lr_now = run.optimizer.param_groups[0]["lr"]
-            train_loss = _train_epoch(run, data, s)
-            val_loss = _validate(run, data, s)
-            run.scheduler.step()
-            _record_epoch(run, train_loss, val_loss, lr_now, s)
+            steps = _rollout_length(run, s)
+            train_loss = _train_epoch(run, data, s, steps)
+            val_loss = _validate(run, data, s) if math.isfinite(train_loss) else None
+            if s.schedule == "exponential":
+                run.scheduler.step()
+            restored = _guard(run, train_loss, val_loss, s)
+            _record_epoch(run, train_loss, val_loss, lr_now, steps, restored is not None, s)
             bar.update(1)
             bar.set_postfix(train=f"{train_loss:.4g}",
                             val="-" if val_loss is None else f"{val_loss:.4g}",
@@ -678,20 +977,51 @@ def _epoch_loop(run: _Run, data: _Data, s: FitSettings, name: str) -> None:
             if run.state_path is not None:
                 _save_state(run, data, s)
             logs = {"train_loss": train_loss, "val_loss": val_loss, "lr": lr_now,
-                    "best_epoch": run.history["best_epoch"]}
+                    "best_epoch": run.history["best_epoch"], "rollout": steps,
+                    "restored": restored}
             for cb in s.callbacks:
                 cb(run.epoch, run.net, logs)
+        if run.best_state is None and run.history["restored"]:
+            raise ParameterError(
+                f"training diverged in every epoch: {run.history['restored'][-1]['reason']}.",
+                fix="lower lr, check the data for extreme values, or use amp=False")
     finally:
+        run.elapsed, run.started = run.seconds(), None
         bar.close()
 
 
 # --------------------------------------------------------------------------------------------
 # the result
 # --------------------------------------------------------------------------------------------
+def _recipe_card(s: FitSettings, val_steps: int) -> dict:
+    """The card's description of the loss, optimizer, schedule and validation score."""
+    loss = f"sum over {s.rollout_steps} rollout steps of the per-step MSE, in normalized units"
+    if s.curriculum > 0:
+        loss += (f"; rollout curriculum: from 1 step to {s.rollout_steps}, reached at "
+                 f"{s.curriculum:g} of the budget")
+    if s.pushforward:
+        loss += f"; {s.pushforward} pushforward step(s) without gradient before the rollout"
+    if s.noise > 0:
+        loss += f"; Gaussian noise ({s.noise:g} x the data's std) on the input history"
+    opt = ("AdamW (decoupled weight decay)" if s.optimizer == "adamw" else "Adam (L2 weight decay)")
+    opt += (f", gradients clipped to global norm {s.clip_grad:g}" if s.clip_grad is not None
+            else ", no gradient clipping")
+    opt += (f"; learning rate: linear warmup over {s.warmup:g} of the budget, then cosine decay "
+            f"to {_FINAL_LR_FRACTION:g} x lr, per iteration" if s.schedule == "cosine"
+            else "; learning rate x lr_decay per epoch")
+    if s.guard is not None:
+        opt += (f"; divergence guard: a non-finite loss or a validation score above {s.guard:g} x "
+                "the best restores the best weights and halves the learning rate")
+    val = (f"RMSE over a {val_steps}-step rollout in the data's units (all channels pooled); "
+           "chooses the best epoch" if val_steps else None)
+    return {"loss": loss, "optimizer": opt, "validation": val}
+
+
 def _fit_card(model: NormalizedModel, frame: xr.DataArray, meta: dict, data: _Data,
-              s: FitSettings, hyper: dict, history: dict, description: str | None) -> dict:
+              s: FitSettings, hyper: dict, run: _Run, description: str | None) -> dict:
     """The model card of a trained model (see :mod:`xequi.checkpoint` for the keys)."""
     desc = description or meta.get("description")
+    history = run.history
     training = {
         "data": desc or "model-frame data (no description given)",
         "data_shape": {str(d): int(n) for d, n in frame.sizes.items()},
@@ -700,14 +1030,17 @@ def _fit_card(model: NormalizedModel, frame: xr.DataArray, meta: dict, data: _Da
         "val_time_index": None if data.val_r is None else [data.val_r.start, data.val_r.stop],
         "train_samples": len(data.train_ds),
         "val_samples": 0 if data.val_ds is None else len(data.val_ds),
-        "loss": f"sum over {s.rollout_steps} rollout steps of the per-step MSE, in normalized units",
-        "optimizer": "Adam (L2 weight decay), learning rate x lr_decay per epoch",
+        **_recipe_card(s, data.val_steps),
         "hyperparameters": hyper,
         "device": str(s.device),
+        "budget": {"epochs_run": run.epoch, "seconds": round(run.seconds(), 2),
+                   "device": str(s.device), "epochs": s.epochs, "max_time": s.max_time,
+                   "stop_reason": history["stop_reason"]},
         "xequi_version": __version__,
     }
     metrics = {
-        "history": {k: history[k] for k in ("epoch", "train_loss", "val_loss", "lr")},
+        "history": {k: history[k] for k in ("epoch", "train_loss", "val_loss", "lr", "rollout")},
+        "restored": history["restored"],
         "best_epoch": history["best_epoch"],
         "best_val_loss": history["best_val_loss"],
         "stopped_early": history["stopped_early"],
@@ -728,12 +1061,16 @@ def _fit_card(model: NormalizedModel, frame: xr.DataArray, meta: dict, data: _Da
 # --------------------------------------------------------------------------------------------
 def fit(model_or_name, data, *, t_in: int | None = None, size: str = "small",
         model_kwargs: Mapping | None = None, rollout_steps: int = 3, epochs: int = 100,
-        batch_size: int = 16, lr: float = 1e-3, weight_decay: float = 4e-4, lr_decay: float = 0.95,
-        patience: int | None = 10, val_fraction: float = 0.2, gap: int = 0, window=64, stride=None,
-        periodic=False, augment: Sequence[str] = (), seed: int = 0, device="auto", amp: bool = False,
-        progress: bool = True, checkpoint_dir: str | os.PathLike | None = None,
-        callbacks: Sequence[Callable] = (), fields_kwargs: Mapping | None = None,
-        description: str | None = None):
+        batch_size: int = 16, lr: float = 1e-3, weight_decay: float | None = None,
+        lr_decay: float = 0.95, patience: int | None = 10, val_fraction: float = 0.2, gap: int = 0,
+        window=64, stride=None, periodic=False, augment: Sequence[str] = (), seed: int = 0,
+        device="auto", amp: bool = False, progress: bool = True,
+        checkpoint_dir: str | os.PathLike | None = None, callbacks: Sequence[Callable] = (),
+        fields_kwargs: Mapping | None = None, description: str | None = None,
+        schedule: str = "cosine", warmup: float = 0.05, optimizer: str = "adamw",
+        clip_grad: float | None = 1.0, curriculum: float = 0.5, noise: float = 0.0,
+        pushforward: int = 0, val_steps: int | None = None, guard: float | None = 3.0,
+        max_time: float | None = None):
     """Train a next-frame model with an autoregressive rollout loss; keep the best epoch.
 
     Parameters
@@ -758,18 +1095,22 @@ def fit(model_or_name, data, *, t_in: int | None = None, size: str = "small",
     model_kwargs : dict, optional
         Overrides for :func:`xequi.models.create` (``widths``, ``group_order``, ...).
     rollout_steps : int, default 3
-        Frames predicted per sample during training (the loss sums their MSEs).
+        Frames predicted per sample during training (the loss sums their MSEs); with a
+        ``curriculum`` the length it grows to.
     epochs : int, default 100
-        Maximum number of epochs (in total, counting those of a resumed run).
+        Maximum number of epochs (in total, counting those of a resumed run); the budget of
+        the cosine schedule and the curriculum unless ``max_time`` ends the run first.
     batch_size : int, default 16
     lr : float, default 1e-3
-        Initial learning rate of Adam (the paper used 5e-3 for Mag and 1e-4 for Scale models).
-    weight_decay : float, default 4e-4
-        Adam's L2 weight decay.
+        Peak learning rate (after the warmup; the paper used 5e-3 for Mag and 1e-4 for Scale
+        models, with Adam and the exponential schedule).
+    weight_decay : float, optional
+        Weight decay; default 1e-2 for AdamW (decoupled), 4e-4 for Adam (L2, the paper's).
     lr_decay : float, default 0.95
-        Learning rate multiplied by this after every epoch (1 = constant).
+        With ``schedule="exponential"``: learning rate multiplied by this after every epoch.
     patience : int or None, default 10
-        Stop after this many epochs without a lower validation loss. ``None``: never stop early.
+        Stop after this many epochs without a lower validation score. ``None``: never stop
+        early.
     val_fraction : float, default 0.2
         Share of the time steps (the *last* ones) used for validation; windows never cross the
         split (:func:`xequi.windows.split_by_time`). 0: no validation, the last epoch is kept.
@@ -797,16 +1138,55 @@ def fit(model_or_name, data, *, t_in: int | None = None, size: str = "small",
     checkpoint_dir : str or path-like, optional
         Save the training state every epoch and resume from it (see the module docstring); the
         best model is written to ``checkpoint_dir/best.xequi``. Resuming with different
-        arguments or data is refused, except a larger ``epochs`` (extends a finished run).
+        arguments or data is refused, except a larger ``epochs`` or ``max_time`` (extends a
+        finished run; the cosine schedule and the curriculum then follow the new budget).
     callbacks : sequence of callable, default ()
         Each called as ``cb(epoch, model, logs)`` after every epoch (1-based epoch, the bare
-        network being trained, ``logs`` with ``train_loss``, ``val_loss``, ``lr``, ``best_epoch``)
+        network being trained, ``logs`` with ``train_loss``, ``val_loss``, ``lr``, ``best_epoch``,
+        ``rollout``, ``restored``: the guard's reason or None)
         once the state is saved. An exception raised there interrupts training (resumable with
         ``checkpoint_dir``).
     fields_kwargs : dict, optional
         Passed to :func:`xequi.fields.to_model_frame` when ``data`` is a Dataset.
     description : str, optional
         Description of the training data for the model card (default: from the data's attrs).
+    schedule : {"cosine", "exponential"}, default "cosine"
+        ``"cosine"``: a linear warmup over the first ``warmup`` of the budget, then a cosine
+        decay to 1 % of ``lr``, set every optimizer iteration; progress through the budget is
+        ``max(iterations / (epochs x iterations per epoch), elapsed / max_time)``, so a
+        time-budgeted run anneals too. ``"exponential"``: ``lr x lr_decay`` per epoch (the
+        paper's).
+    warmup : float, default 0.05
+        Fraction of the budget for the cosine schedule's warmup (0: none).
+    optimizer : {"adamw", "adam"}, default "adamw"
+        AdamW (decoupled weight decay) or Adam (L2 weight decay, the paper's).
+    clip_grad : float or None, default 1.0
+        Clip the gradients to this global norm before every step
+        (:func:`torch.nn.utils.clip_grad_norm_`); ``None``: no clipping.
+    curriculum : float, default 0.5
+        The training rollout grows from 1 frame to ``rollout_steps``, reached at this fraction
+        of the budget (the length of each epoch is in ``history["rollout"]``); 0: always
+        ``rollout_steps``.
+    noise : float, default 0.0
+        Gaussian noise added to the input history in training (never in validation), its std
+        this fraction of the normalized training data's std per channel.
+    pushforward : int, default 0
+        Steps unrolled without gradient before the ``rollout_steps`` the loss sees, so that the
+        model trains on its own outputs (the pushforward trick, Brandstetter et al. 2022); each
+        training sample then spans ``t_in + pushforward + rollout_steps`` frames.
+    val_steps : int, optional
+        Length of the validation rollout; default ``3 x rollout_steps``, capped by the
+        validation range. The validation score, which chooses the best epoch, is the RMSE over
+        this rollout in the data's units, pooled over windows, lead times, channels and grid
+        points.
+    guard : float or None, default 3.0
+        Divergence guard: after a non-finite training loss, or a validation score above
+        ``guard`` x the best so far, the best weights and optimizer state are restored and the
+        learning rate halved (recorded in ``history["restored"]``); after 3 restores training
+        stops. ``None``: no guard (a non-finite loss raises ParameterError).
+    max_time : float, optional
+        Wall-clock budget in seconds (summed over the calls of a resumed run): training stops at
+        the first batch boundary past it, after validating; the best weights are returned.
 
     Returns
     -------
@@ -815,8 +1195,12 @@ def fit(model_or_name, data, *, t_in: int | None = None, size: str = "small",
         ``device``; ``model.card`` is its model card (save it with
         :func:`xequi.checkpoint.save_model`).
     history : dict
-        ``epoch``, ``train_loss``, ``val_loss``, ``lr`` (lists, one entry per epoch),
-        ``best_epoch``, ``best_val_loss``, ``stopped_early``.
+        ``epoch``, ``train_loss`` (None for an epoch cut short by a non-finite loss),
+        ``val_loss`` (the validation score: rollout RMSE in the data's units), ``lr`` (at the
+        epoch's first iteration), ``rollout`` (the training rollout length): lists, one entry
+        per epoch; ``best_epoch``, ``best_val_loss``, ``stopped_early`` (by ``patience``),
+        ``restored`` (the divergence guard's restores: epoch, reason, new lr, epoch restored
+        to), ``stop_reason`` (``"epochs"``, ``"patience"``, ``"max_time"`` or ``"diverged"``).
 
     Raises
     ------
@@ -848,7 +1232,9 @@ def fit(model_or_name, data, *, t_in: int | None = None, size: str = "small",
         weight_decay=weight_decay, lr_decay=lr_decay, patience=patience,
         val_fraction=val_fraction, gap=gap, window=window, stride=stride, periodic=periodic,
         augment=augment, seed=seed, device=device, amp=amp, progress=progress,
-        callbacks=callbacks)
+        callbacks=callbacks, schedule=schedule, warmup=warmup, optimizer=optimizer,
+        clip_grad=clip_grad, curriculum=curriculum, noise=noise, pushforward=pushforward,
+        val_steps=val_steps, guard=guard, max_time=max_time)
     frame, meta = _model_frame(data, fields_kwargs)
     _check_augment_fits(settings.augment, meta["n_velocity"])
     with torch.random.fork_rng(devices=_cuda_devices(settings.device)):
@@ -858,11 +1244,11 @@ def fit(model_or_name, data, *, t_in: int | None = None, size: str = "small",
                                           n_velocity=meta["n_velocity"])
         symmetries = tuple(getattr(net, "symmetries", ()) or ())
         prepared = _prepare_data(frame, meta["n_velocity"], symmetries, t_net, settings)
-        hyper = settings.hyperparameters(t_net, prepared.window)
+        hyper = settings.hyperparameters(t_net, prepared.window, prepared.val_steps)
         run = _start_run(net, prepared, settings, hyper, checkpoint_dir)
         _epoch_loop(run, prepared, settings, name)
     model = _best_model(run, prepared.norm, settings.device)
-    model.card = _fit_card(model, frame, meta, prepared, settings, hyper, run.history, description)
+    model.card = _fit_card(model, frame, meta, prepared, settings, hyper, run, description)
     if checkpoint_dir is not None:
         ck.save_model(model, Path(checkpoint_dir) / BEST_FILE, overwrite=True)
     return model, run.history
