@@ -5,10 +5,13 @@ Data: 2-D Rayleigh–Bénard convection from :func:`xequi.datasets.rayleigh_bena
 first 85 %, itself split by :func:`xequi.train.fit` into training and validation, 80/20) and a
 held-out test part (the last 15 %), on which a 10-step rollout RMSE (square root taken: defect 2
 of the paper's code) and the persistence baseline's RMSE are computed and recorded in the model
-card (``metrics.test``). Hyperparameters follow the paper: rollout loss over 3 steps, Adam
-(weight decay 4e-4), learning rate 1e-3 (5e-3 for Mag models, 1e-4 for Scale models) × 0.95 per
-epoch, batch 16, up to 100 epochs with early stopping (patience 10), best-validation weights
-kept, 64 × 64 windows. The small width presets are shipped (the whole set stays far below
+card (``metrics.test``). ``--recipe default`` (the default) trains with :func:`xequi.train.fit`'s
+own defaults: increment prediction, AdamW, warmup + cosine decay over the budget (``--epochs``
+and/or ``--max-time`` seconds per model), gradient clipping, a rollout curriculum up to 3 steps,
+validation by rollout RMSE, the divergence guard; ``--noise`` adds input noise. ``--recipe paper``
+follows the paper: rollout loss over 3 steps, Adam (weight decay 4e-4), learning rate 1e-3 (5e-3
+for Mag models, 1e-4 for Scale models) × 0.95 per epoch, batch 16, up to 100 epochs with early
+stopping (patience 10), best-validation weights kept, 64 × 64 windows. The small width presets are shipped (the whole set stays far below
 20 MB); ``--size paper`` trains the paper's widths (tens of MB each: not for shipping).
 
 Every model is trained with ``checkpoint_dir=<work-dir>/<preset>/<model>``, so an interrupted
@@ -114,12 +117,18 @@ def test_metrics(model, frame, start: int, steps: int, device, batch: int = 8) -
 
 
 def train_one(fit, name, fit_frame, args, t_in, epochs, window, device, description, work):
-    """One model with the paper's hyperparameters; resumable through ``work/<name>``."""
-    return fit(name, fit_frame, t_in=t_in, size=args.size, rollout_steps=args.rollout_steps,
-               epochs=epochs, batch_size=args.batch_size, lr=paper_lr(name), weight_decay=4e-4,
-               lr_decay=0.95, patience=args.patience, val_fraction=0.2, window=window,
-               periodic=(False, True), seed=args.seed, device=device, amp=args.amp,
-               progress=not args.quiet, checkpoint_dir=work / name, description=description)
+    """One model with ``--recipe`` (fit's defaults, or the paper's hyperparameters); resumable
+    through ``work/<name>``."""
+    common = dict(t_in=t_in, size=args.size, rollout_steps=args.rollout_steps, epochs=epochs,
+                  batch_size=args.batch_size, patience=args.patience, val_fraction=0.2,
+                  window=window, periodic=(False, True), seed=args.seed, device=device,
+                  amp=args.amp, progress=not args.quiet, checkpoint_dir=work / name,
+                  description=description)
+    if args.recipe == "paper":
+        return fit(name, fit_frame, lr=paper_lr(name), weight_decay=4e-4, lr_decay=0.95,
+                   schedule="exponential", optimizer="adam", clip_grad=None, curriculum=0,
+                   guard=None, model_kwargs={"residual": False}, **common)
+    return fit(name, fit_frame, max_time=args.max_time, noise=args.noise, **common)
 
 
 def model_frame(ds):
@@ -142,7 +151,14 @@ def main(argv=None) -> int:
                              "written to build/pretrained-quick unless --out-dir is given")
     parser.add_argument("--models", nargs="+", default=None,
                         help=f"model names, or 'all' (default: {' '.join(DEFAULT_MODELS)})")
-    parser.add_argument("--size", default="small", choices=["small", "paper"])
+    parser.add_argument("--size", default="small",
+                        choices=["small", "small-params", "paper", "paper-params"])
+    parser.add_argument("--recipe", default="default", choices=["default", "paper"],
+                        help="fit's defaults (increment, cosine, ...) or the paper's recipe")
+    parser.add_argument("--max-time", type=float, default=None,
+                        help="wall-clock budget per model in seconds (default recipe)")
+    parser.add_argument("--noise", type=float, default=0.0,
+                        help="input noise, fraction of the normalized std (default recipe)")
     parser.add_argument("--t-in", type=int, default=None, help="input frames (default 24; quick: 4)")
     parser.add_argument("--epochs", type=int, default=None, help="max epochs (default 100; quick: 2)")
     parser.add_argument("--patience", type=int, default=10)

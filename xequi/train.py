@@ -4,8 +4,8 @@
 converted with :func:`xequi.fields.to_model_frame`) the way Wang, Walters & Yu (ICLR 2021)
 trained theirs: MSE summed over an autoregressive rollout of ``rollout_steps`` frames
 (predictions fed back), early stopping on the validation score. Unlike the paper's released
-code (defect 5 in ``shared/reference.md``) the weights returned are those of the **best
-validation epoch**, not the last.
+code (``docs/science.md``, released-code defects, item 5) the weights returned are those of the
+**best validation epoch**, not the last.
 
 The recipe
 ----------
@@ -24,15 +24,8 @@ Normalization that keeps the symmetries
 ---------------------------------------
 Statistics come from the training split only (:func:`compute_normalization`) and are applied
 *outside* the network (:class:`NormalizedModel`, which lives in :mod:`xequi.models.normalized`
-and is re-exported here): the network sees ``(x - offset) / scale`` and its output is mapped
-back with ``y * scale + offset``. The velocity channels (u, v) share **one** scale, the rms speed
-``sqrt(mean(u² + v²))`` of the training data, with no offset: a per-component mean / std would
-break rotation equivariance (u and v would be scaled differently) and a mean subtraction would
-break the Mag symmetry. Since one positive scalar commutes with rotations, uniform motion
-(``c`` becomes ``c / scale``), magnitude and spatial scaling, a network equivariant to any of
-them stays equivariant in physical units. Each scalar channel gets its own scale (its std) and
-offset (its mean), except for models claiming the ``magnitude`` symmetry, which acts on scalars
-too: there the scalar offset is 0 and the scale its rms.
+and is re-exported here); why one shared velocity scale and no velocity offset keep every
+symmetry is explained there.
 
 Reproducibility and resuming
 ----------------------------

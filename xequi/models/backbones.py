@@ -7,7 +7,8 @@
   projection conv. 2×2 pooling and nearest upsampling commute with 90-degree rotations and with
   the group action on regular fields when H and W are divisible by ``2**depth``; other grid sizes
   are rejected with a :class:`~xequi.errors.GridError` (the paper's stride-2 3×3 convs and
-  asymmetric padding broke the rotation symmetry, defect 4 of the released code).
+  asymmetric padding broke the rotation symmetry: ``docs/science.md``, released-code
+  defects, item 4).
 
 Both take ``x`` of shape ``(batch, t_in, C, H, W)`` in the model frame (``C = 2 + n_scalars``,
 channels ``[u, v, *scalars]``; a scalar-only model, ``velocity=False``, has ``C = n_scalars``)
