@@ -116,6 +116,37 @@ def test_metrics(model, frame, start: int, steps: int, device, batch: int = 8) -
     }
 
 
+def skill_verdict(test: dict) -> dict:
+    """Skill against persistence per lead (1 - RMSE / RMSE of persistence) of a card's
+    ``metrics.test`` and a plain sentence saying whether the model beats persistence."""
+    r, p = test.get("rmse"), test.get("persistence_rmse")
+    if not r or not p:
+        return {}
+    skill = [1.0 - a / b for a, b in zip(r, p)]
+    losing = [i + 1 for i, v in enumerate(skill) if v < 0]
+    n = test.get("n_initial_times", "?")
+    text = (f"beats persistence at every lead of the {len(skill)}-step test rollout "
+            f"({n} initial times, point estimates)" if not losing else
+            f"LOSES to persistence at lead(s) {losing} of the {len(skill)}-step test rollout "
+            f"({n} initial times, point estimates): its RMSE is above persistence's there")
+    return {"skill_vs_persistence": [round(v, 3) for v in skill], "verdict": text}
+
+
+def annotate(names, out_dir) -> None:
+    """Add the skill verdict to the cards of already trained checkpoints (weights unchanged)."""
+    from xequi import checkpoint
+
+    for name in names:
+        path = out_dir / f"{name}{checkpoint.SUFFIX}"
+        if not path.exists():
+            continue
+        model = checkpoint.load_model(path)
+        metrics = dict(model.card.get("metrics") or {})
+        metrics["test"] = {**metrics.get("test", {}), **skill_verdict(metrics.get("test", {}))}
+        checkpoint.save_model(model, path, card={"metrics": metrics}, overwrite=True)
+        print(f"{name}: {metrics['test'].get('verdict')}", flush=True)
+
+
 def train_one(fit, name, fit_frame, args, t_in, epochs, window, device, description, work):
     """One model with ``--recipe`` (fit's defaults, or the paper's hyperparameters); resumable
     through ``work/<name>``."""
@@ -174,6 +205,8 @@ def main(argv=None) -> int:
                         help="resumable training states (default: %(default)s)")
     parser.add_argument("--overwrite", action="store_true", help="retrain models already in --out-dir")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--annotate", action="store_true",
+                        help="only add the skill verdict to the cards of existing checkpoints")
     args = parser.parse_args(argv)
 
     import torch
@@ -189,6 +222,9 @@ def main(argv=None) -> int:
     unknown = [n for n in names if n not in models.available()]
     if unknown:
         parser.error(f"unknown models {unknown}; available: {models.available()}")
+    if args.annotate:
+        annotate(names, Path(args.out_dir) if args.out_dir else checkpoint.PRETRAINED_DIR)
+        return 0
     t_in = args.t_in or (4 if quick else 24)
     epochs = args.epochs or (2 if quick else 100)
     window = 32 if quick and args.window == 64 else args.window
@@ -238,6 +274,7 @@ def main(argv=None) -> int:
         train_s = time.perf_counter() - t1
         metrics = dict(model.card["metrics"])
         metrics["test"] = test_metrics(model, frame.data, n_fit, 5 if quick else TEST_STEPS, device)
+        metrics["test"].update(skill_verdict(metrics["test"]))
         metrics["train_seconds"] = round(train_s, 1)
         extra = {"metrics": metrics}
         if dt_text is not None:

@@ -250,20 +250,26 @@ def test_card_quantities_combine_with_the_users_application_registry_quantities(
     assert str((q + dx + registry().Quantity("5 km")).to("m")) == "15000.0 meter"
 
 
-def test_shipped_cards_without_residual_rebuild_full_state_models():
-    """Cards written before increment prediction (no ``residual`` in the architecture) must
-    rebuild the full-state network: the weights would load into a residual one just the same,
-    and its forecasts would be silently wrong."""
-    from xequi.checkpoint import load_model, pretrained_path, read_card
+def test_cards_without_residual_rebuild_full_state_models(tmp_path):
+    """Cards written before increment prediction (no ``residual`` in the architecture, like the
+    first shipped checkpoints) must rebuild the full-state network: the weights would load into
+    a residual one just the same, and its forecasts would be silently wrong."""
+    from safetensors.torch import save_file
 
-    card = read_card(pretrained_path("resnet"))
-    assert "residual" not in card["architecture"]  # stored as written
-    net = load_model("resnet")
+    torch.manual_seed(0)
+    old_net = models.create("resnet", t_in=2, widths=(4,), residual=False)
+    path = ck.save_model(old_net, tmp_path / "m")
+    card = ck.read_card(path)
+    card["architecture"].pop("residual")
+    card.pop("weights_sha256", None)
+    tensors = {k: v.contiguous() for k, v in old_net.state_dict().items()}
+    old = tmp_path / "old.xequi"
+    save_file(tensors, str(old), metadata={ck._CARD_KEY: json.dumps(card)})
+    assert "residual" not in ck.read_card(old)["architecture"]  # stored as written
+    net = ck.load_model(old)
     assert net.config["residual"] is False
-    x = torch.randn(1, int(card["t_in"]), 2, 16, 16)
+    x = torch.randn(1, 2, 2, 16, 16)
+    old_net.eval()
+    net.eval()
     with torch.no_grad():
-        rebuilt = models.create(**{**card["architecture"], "residual": False})
-        rebuilt.load_state_dict(net.model.state_dict())
-        rebuilt.eval()
-        net.eval()
-        np.testing.assert_allclose(net.model(x).numpy(), rebuilt(x).numpy(), atol=1e-6)
+        np.testing.assert_allclose(net.model(x).numpy(), old_net(x).numpy(), atol=1e-6)
