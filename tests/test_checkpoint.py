@@ -226,9 +226,32 @@ def test_scalar_only_model_card_round_trip(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(loaded(x), wrapped.eval()(x))
     assert model_info(loaded)["n_velocity"] == 0
-    shipped = ck.load_model("rot-resnet")
+    # a card written before the key existed (as the first shipped ones) is a velocity model
+    old = _old_style_checkpoint(tmp_path, models.create("rot-resnet", t_in=2, widths=(2,)),
+                                drop=("velocity",), card={"channels": [
+                                    {"name": n, "standard_name": None, "units": "1", "index": i}
+                                    for i, n in enumerate("uv")]})
+    shipped = ck.load_model(old)
     assert "velocity" not in shipped.card["architecture"]
     assert model_info(shipped)["velocity"] is True and shipped.velocity is True
+
+
+def _old_style_checkpoint(tmp_path, net, drop, card=None):
+    """A checkpoint of ``net`` whose card lacks the architecture keys ``drop`` (as written by an
+    older xequi) and the weights digest; the tensors are those :func:`save_model` wrote."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    path = ck.save_model(net, tmp_path / f"new-{net.config['name']}", card=card)
+    with safe_open(str(path), framework="pt") as f:
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    old_card = ck.read_card(path)
+    for key in drop:
+        old_card["architecture"].pop(key)
+    old_card.pop("weights_sha256", None)
+    old = tmp_path / f"old-{net.config['name']}.xequi"
+    save_file(tensors, str(old), metadata={ck._CARD_KEY: json.dumps(old_card)})
+    return old
 
 
 def test_card_quantities_combine_with_the_users_application_registry_quantities(tmp_path):
@@ -254,17 +277,9 @@ def test_cards_without_residual_rebuild_full_state_models(tmp_path):
     """Cards written before increment prediction (no ``residual`` in the architecture, like the
     first shipped checkpoints) must rebuild the full-state network: the weights would load into
     a residual one just the same, and its forecasts would be silently wrong."""
-    from safetensors.torch import save_file
-
     torch.manual_seed(0)
     old_net = models.create("resnet", t_in=2, widths=(4,), residual=False)
-    path = ck.save_model(old_net, tmp_path / "m")
-    card = ck.read_card(path)
-    card["architecture"].pop("residual")
-    card.pop("weights_sha256", None)
-    tensors = {k: v.contiguous() for k, v in old_net.state_dict().items()}
-    old = tmp_path / "old.xequi"
-    save_file(tensors, str(old), metadata={ck._CARD_KEY: json.dumps(card)})
+    old = _old_style_checkpoint(tmp_path, old_net, drop=("residual",))
     assert "residual" not in ck.read_card(old)["architecture"]  # stored as written
     net = ck.load_model(old)
     assert net.config["residual"] is False

@@ -12,6 +12,7 @@ from xequi import datasets
 from xequi._version import __version__
 from xequi.catalog import catalog
 from xequi.ocean import open_dataset
+from xequi.units import registry as _registry
 from xequi.errors import (
     DependencyError,
     CacheError,
@@ -25,6 +26,11 @@ from xequi.errors import (
     VariableNotFoundError,
     XequiError,
 )
+
+# cf-xarray's unit registry becomes pint's application registry when it loads: load it now, so
+# that quantities a user makes with pint after ``import xequi`` (``pint.Quantity(5, "km")``)
+# share a registry with the ones xequi makes (model cards, unit conversion) and combine.
+_registry()
 
 # Public functions whose modules import torch / e2cnn: resolved on first use (PEP 562), so that
 # ``import xequi`` stays light and registering the accessor costs nothing. (The forecast function

@@ -1,0 +1,95 @@
+"""Smoke test of ``benchmarks/skill.py`` (forecast skill against reference forecasts).
+
+``--smoke``: a tiny cached RBC run, ``resnet`` and ``um-resnet`` at size ``small``, a 3-second
+training budget, 3 steps, outputs in a temporary directory. Checks the page and the CSV (every
+model row, the reference columns, the targets section), resuming from the per-job cache and the
+printed line when the GlobCurrent data are absent.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("xequi_bench_skill", ROOT / "benchmarks" / "skill.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def run(bench, tmp_path_factory):
+    import torch
+
+    torch.set_num_threads(1)
+    work = tmp_path_factory.mktemp("skill")
+    argv = ["--smoke", "--work-dir", str(work)]
+    assert bench.main(argv) == 0
+    return bench, argv, work / "out", work
+
+
+def test_page(run):
+    bench, _, out, _ = run
+    md = (out / "skill.md").read_text()
+    assert "python benchmarks/skill.py --smoke" in md
+    for section in ("## rbc", "## Targets", "init times fixed before training", "training period"):
+        assert section in md
+    header = [ln for ln in md.splitlines() if ln.startswith("| model | size | comparison")][0]
+    for col in ("pers. RMSE", "clim. RMSE", "damped RMSE", "skill vs pers. [95%]", "vs clim. [95%]",
+                "vs damped [95%]", "eff. res.", "band spec. err", "params"):
+        assert col in header
+    for model in ("resnet", "um-resnet"):
+        rows = [ln for ln in md.splitlines() if ln.startswith(f"| {model} | small | equal channels |")]
+        assert len(rows) == 3  # one per lead
+        assert len(rows[0].strip("|").split("|")) == len(header.strip("|").split("|"))
+    targets = md.split("## Targets")[1]
+    assert "RBC `um-resnet` (small): RMSE <= 0.5 x persistence at every lead" in targets
+    assert "GlobCurrent best equivariant skill" in targets and "not measured" in targets
+    assert "plain `resnet` of equal parameters" in targets
+    assert targets.count("does not diverge over 3 steps") == 2
+    lines = [ln for ln in targets.splitlines() if ln.startswith("- ") and "not measured" not in ln]
+    assert lines and all(("MET (" in ln) or ("MISSED (" in ln) for ln in lines)
+    assert (out / "skill_rbc.png").stat().st_size < 200_000
+
+
+def test_csv(run):
+    bench, _, out, _ = run
+    with open(out / "skill.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 * 3
+    assert {r["model"] for r in rows} == {"resnet", "um-resnet"}
+    for ref in bench.REFS:
+        for k in ("rmse", "skill", "lo", "hi"):
+            assert f"{ref}_{k}" in rows[0]
+    for r in rows:
+        assert float(r["rmse"]) > 0 and int(r["params"]) > 0
+        assert float(r["persistence_lo"]) <= float(r["persistence_skill"]) <= float(r["persistence_hi"])
+        # skill = 1 - RMSE / RMSE_ref on the same cells
+        np.testing.assert_allclose(float(r["climatology_skill"]),
+                                   1 - float(r["rmse"]) / float(r["climatology_rmse"]), rtol=1e-6)
+
+
+def test_resume_skips_finished_jobs(run, capsys):
+    bench, argv, _, work = run
+    before = {p.name: p.stat().st_mtime_ns for p in (work / "results" / "rbc").glob("*.json")}
+    assert bench.main(argv + ["--no-figures"]) == 0
+    assert capsys.readouterr().out.count("finished job") == 2
+    after = {p.name: p.stat().st_mtime_ns for p in (work / "results" / "rbc").glob("*.json")}
+    assert before == after and len(before) == 2
+
+
+def test_globcurrent_skipped_without_data(bench, tmp_path, capsys):
+    a = bench.parse_args(["--smoke", "--data-dir", str(tmp_path / "absent")])
+    assert bench.load(a, "globcurrent") is None
+    assert "GlobCurrent: skipped" in capsys.readouterr().out
