@@ -110,7 +110,8 @@ def scan() -> list[tuple[str, str, str, str]]:
 
 def _cell(text: str) -> str:
     text = " ".join(text.split())
-    return text.replace("|", "\\|") or "—"
+    # "][" would read as a Markdown reference link ("[a][-1]" -> a link to target "-1")
+    return text.replace("|", "\\|").replace("][", "]\\[") or "—"
 
 
 def render() -> str:

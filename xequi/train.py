@@ -975,8 +975,9 @@ def _epoch_loop(run: _Run, data: _Data, s: FitSettings, name: str) -> None:
             for cb in s.callbacks:
                 cb(run.epoch, run.net, logs)
         if run.best_state is None and run.history["restored"]:
+            last = run.history["restored"][-1]
             raise ParameterError(
-                f"training diverged in every epoch: {run.history['restored'][-1]['reason']}.",
+                f"training diverged in every epoch: {last['reason']}.",
                 fix="lower lr, check the data for extreme values, or use amp=False")
     finally:
         run.elapsed, run.started = run.seconds(), None
