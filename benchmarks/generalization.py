@@ -125,8 +125,9 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", choices=("rbc", "qg"), default="rbc")
-    p.add_argument("--size", choices=("small", "paper"), default="small",
-                   help="model widths: registry 'small' (CPU) or the paper's (GPU)")
+    p.add_argument("--size", choices=("small", "paper", "small-params", "paper-params"), default="small",
+                   help="model widths: registry 'small' (CPU) or the paper's (GPU), equal channels; "
+                        "'-params': the same at equal parameter counts")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.add_argument("--seeds", type=int, default=1, help="training seeds 0..N-1 (mean ± std)")
     p.add_argument("--models", default=None, help="comma-separated subset of the models")
@@ -157,7 +158,7 @@ def parse_args(argv=None):
                         "(e.g. mirror: a symmetry of Rayleigh-Benard convection, not of the "
                         "rotating QG ocean)")
     a = p.parse_args(argv)
-    paper = a.size == "paper"
+    paper = a.size.startswith("paper")  # "-params": equal parameters instead of equal channels
     defaults = dict(t_in=24 if paper else 4, rollout_train=3 if paper else 2,
                     epochs=100 if paper else 6, patience=10 if paper else 3,
                     train_frames=0 if paper else 96, val_frames=0 if paper else 48,

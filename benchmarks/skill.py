@@ -52,7 +52,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ("resnet", "unet", "um-resnet", "mag-resnet", "rot-resnet", "um-mag-rot-resnet",
-          "mirror-rot-resnet")
+          "relaxed-rot-resnet", "fno", "rot-fno", "um-mag-rot-fno", "mirror-rot-resnet")
 RBC_ONLY = ("mirror-rot-resnet",)  # mirror symmetry: RBC yes, the rotating ocean no
 DATASETS = ("rbc", "qg", "globcurrent")
 REFS = ("persistence", "climatology", "damped_persistence")
@@ -67,6 +67,19 @@ def log(msg: str) -> None:
     print(f"[{_dt.datetime.now().strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
+def _budget(text: str) -> dict:
+    """``"300"`` -> every dataset 300 s; ``"rbc=240,globcurrent=360"`` -> per dataset (others 600)."""
+    if "=" not in text:
+        return {d: float(text) for d in DATASETS}
+    out = dict.fromkeys(DATASETS, 600.0)
+    for part in filter(None, (x.strip() for x in text.split(","))):
+        name, _, val = part.partition("=")
+        if name.strip() not in DATASETS:
+            raise argparse.ArgumentTypeError(f"unknown dataset {name!r} in --budget; use {DATASETS}")
+        out[name.strip()] = float(val)
+    return out
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -74,7 +87,12 @@ def parse_args(argv=None):
     p.add_argument("--models", default=",".join(MODELS), help="comma-separated model families")
     p.add_argument("--sizes", nargs="+", default=["small", "small-params"],
                    help="size presets: small (equal channels), small-params (equal parameters)")
-    p.add_argument("--budget", type=float, default=600.0, help="fit max_time per model, seconds")
+    p.add_argument("--budget", type=_budget, default=_budget("600"),
+                   help="fit max_time per model, seconds: one number for every dataset, or "
+                        "per dataset, e.g. rbc=240,qg=240,globcurrent=360 (unnamed: 600)")
+    p.add_argument("--budget-clock", default="cpu", choices=["cpu", "wall"],
+                   help="fit budget_clock: 'cpu' (CPU seconds of the process, the default: equal "
+                        "compute whatever else runs on the machine) or 'wall'")
     p.add_argument("--steps", type=int, default=None,
                    help="reported forecast steps (default 10 for RBC/QG, 7 days for GlobCurrent)")
     p.add_argument("--t-in", type=int, default=4)
@@ -97,12 +115,14 @@ def parse_args(argv=None):
     p.add_argument("--out", default=None, help="skill.md / skill.csv / figures (default docs/results)")
     p.add_argument("--smoke", action="store_true", help="tiny RBC data, 2 models, seconds")
     p.add_argument("--no-figures", action="store_true")
+    p.add_argument("--rescore", action="store_true",
+                   help="score finished jobs again from their best weights (new metrics), no training")
     a = p.parse_args(argv)
     a.datasets = [d.strip() for d in a.datasets.split(",") if d.strip()]
     a.models = [m.strip() for m in a.models.split(",") if m.strip()]
     if a.smoke:
         a.datasets, a.t_in, a.rollout_train, a.window, a.inits = ["rbc"], 2, 1, 32, 4
-        a.budget = min(a.budget, 3.0)
+        a.budget = {k: min(v, 3.0) for k, v in a.budget.items()}
         a.steps = a.steps or 3
         if a.models == list(MODELS):
             a.models = ["resnet", "um-resnet"]
@@ -189,7 +209,8 @@ def plan(a, name, ds):
 # one job: train, forecast, score
 # ---------------------------------------------------------------------------------------------
 def job_config(a, name, pl, model, size):
-    return dict(dataset=name, model=model, size=size, budget=a.budget, t_in=a.t_in,
+    return dict(dataset=name, model=model, size=size, budget=a.budget[name],
+                budget_clock=a.budget_clock, t_in=a.t_in,
                 rollout_train=a.rollout_train, epochs=a.epochs, patience=a.patience,
                 batch_size=a.batch_size, lr=a.lr, noise=a.noise, window=a.window,
                 val_fraction=a.val_fraction, seed=a.seed, train=[pl["train"].start, pl["train"].stop],
@@ -204,7 +225,8 @@ def train(a, name, ds, pl, model, size, dev):
                   rollout_steps=a.rollout_train, epochs=a.epochs, patience=a.patience,
                   batch_size=a.batch_size, lr=a.lr, noise=a.noise, val_fraction=a.val_fraction,
                   gap=a.t_in, window=a.window, seed=a.seed, device=dev, progress=False,
-                  max_time=a.budget, checkpoint_dir=a.work_dir / "checkpoints" / name / f"{model}-{size}",
+                  max_time=a.budget[name], budget_clock=a.budget_clock,
+                  checkpoint_dir=a.work_dir / "checkpoints" / name / f"{model}-{size}",
                   fields_kwargs={"fill": "zero"} if name == "globcurrent" else None,
                   description=f"skill benchmark ({name}), training frames "
                               f"{pl['train'].start}..{pl['train'].stop - 1}")
@@ -214,7 +236,8 @@ def train(a, name, ds, pl, model, size, dev):
 def score(a, name, ds, pl, model, dev):
     """Per-lead records: rmse, eff_res, band_err, and rmse / skill / ci per reference."""
     from xequi.forecast import forecast
-    from xequi.skill import band_spectrum_error, effective_resolution, skill
+    from xequi.skill import (band_spectrum_error, effective_resolution, reference_forecast, skill,
+                             wall_error_ratio)
 
     fill = {"fill": "zero"} if name == "globcurrent" else {}
     fc = forecast(ds, model, steps=pl["n_steps"], init_time=list(pl["inits"]), device=dev,
@@ -225,10 +248,18 @@ def score(a, name, ds, pl, model, dev):
                variables=["velocity"])
     er = effective_resolution(fc, truth)
     be = band_spectrum_error(fc, truth)
+    pers = reference_forecast(ds, "persistence", list(pl["inits"]), steps=pl["n_steps"])
+    be_pers = band_spectrum_error(pers, truth)
+    # walls: the RBC cell's no-slip plates (y); QG is periodic, GlobCurrent's edges are open sea
+    wr = wall_error_ratio(fc, truth) if name == "rbc" else None
     rows = []
     for k, lead in enumerate(fc.lead_time.values):
         r = dict(lead=k + 1, lead_label=_lead_label(lead), rmse=float(sk.rmse.isel(lead_time=k).values.ravel()[0]),
-                 eff_res=float(er.isel(lead_time=k)), band_err=float(be.isel(lead_time=k)))
+                 eff_res=float(er.isel(lead_time=k)), band_err=float(be.isel(lead_time=k)),
+                 persistence_band_err=float(be_pers.isel(lead_time=k)),
+                 eff_res_cells=float(er.n_cells.isel(lead_time=k)),
+                 truth_eff_res_cells=er.attrs["band_end_cells"],
+                 wall_ratio=float(wr.isel(lead_time=k)) if wr is not None else float("nan"))
         for ref in REFS:
             s = sk.sel(reference=ref).isel(lead_time=k)
             r.update({f"{ref}_rmse": float(s.rmse_reference), f"{ref}_skill": float(s.skill),
@@ -250,10 +281,20 @@ def run_job(a, name, ds, pl, model, size, dev):
     cfg = job_config(a, name, pl, model, size)
     if rpath.exists():
         r = json.loads(rpath.read_text())
-        if r.get("config") == cfg:
+        if r.get("config") == cfg and not a.rescore:
             log(f"{name} {model} {size}: finished job, cached result {rpath}")
             return r
-    log(f"{name} {model} {size}: training (budget {a.budget:g} s)")
+        if r.get("config") == cfg:  # --rescore: the trained best weights, scored again
+            from xequi.checkpoint import load_model
+
+            t0 = time.perf_counter()
+            best = a.work_dir / "checkpoints" / name / f"{model}-{size}" / "best.xequi"
+            r["leads"], r["units"] = score(a, name, ds, pl, load_model(best, device=dev), dev)
+            r["eval_seconds"] = time.perf_counter() - t0
+            _write_json(rpath, r)
+            log(f"{name} {model} {size}: rescored {best}")
+            return r
+    log(f"{name} {model} {size}: training (budget {a.budget[name]:g} s)")
     m, hist, t_train = train(a, name, ds, pl, model, size, dev)
     t0 = time.perf_counter()
     rows, units = score(a, name, ds, pl, m, dev)
@@ -263,13 +304,17 @@ def run_job(a, name, ds, pl, model, size, dev):
              best_epoch=hist["best_epoch"], best_val=hist["best_val_loss"],
              stop_reason=hist.get("stop_reason"), train_seconds=t_train,
              eval_seconds=time.perf_counter() - t0, leads=rows, units=units)
-    rpath.parent.mkdir(parents=True, exist_ok=True)
-    tmp = rpath.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(r, indent=1, default=float))
-    os.replace(tmp, rpath)
+    _write_json(rpath, r)
     log(f"{name} {model} {size}: {r['epochs_run']} epochs in {t_train:.0f} s, lead-1 RMSE "
         f"{rows[0]['rmse']:.4g} (persistence {rows[0]['persistence_rmse']:.4g})")
     return r
+
+
+def _write_json(path, r) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(r, indent=1, default=float))
+    os.replace(tmp, path)
 
 
 def is_equivariant(model: str) -> bool:
@@ -291,7 +336,8 @@ def _sk(r, ref):
 
 CSV_FIELDS = (["dataset", "model", "size", "comparison", "params", "lead", "lead_label", "rmse"]
               + [f"{ref}_{k}" for ref in REFS for k in ("rmse", "skill", "lo", "hi")]
-              + ["eff_res", "band_err", "epochs_run", "train_seconds"])
+              + ["eff_res", "eff_res_cells", "truth_eff_res_cells", "band_err",
+                 "persistence_band_err", "wall_ratio", "epochs_run", "train_seconds"])
 
 
 def write_csv(path, results):
@@ -320,15 +366,17 @@ def dataset_section(name, info, res, reported) -> list[str]:
          f"effective resolution (wavelength) units `{res[0]['units']['eff_res'] or '?'}`\n"]
     L.append("| model | size | comparison | params | lead | RMSE | pers. RMSE | clim. RMSE | "
              "damped RMSE | skill vs pers. [95%] | vs clim. [95%] | vs damped [95%] | eff. res. | "
-             "band spec. err |")
-    L.append("|---|---|---|---:|---|---:|---:|---:|---:|---|---|---|---:|---:|")
+             "eff. res. cells (truth) | band spec. err (pers.) | wall / interior err |")
+    L.append("|---|---|---|---:|---|---:|---:|---:|---:|---|---|---|---:|---:|---:|---:|")
     for r in res:
         for row in r["leads"][:reported]:
             L.append(f"| {r['model']} | {r['size']} | {SIZE_NOTE.get(r['size'], '')} | "
                      f"{r['params']:,} | {row['lead_label']} | {_f(row['rmse'], 4)} | "
                      + " | ".join(_f(row[f'{ref}_rmse'], 4) for ref in REFS) + " | "
                      + " | ".join(_sk(row, ref) for ref in REFS)
-                     + f" | {_f(row['eff_res'])} | {_f(row['band_err'])} |")
+                     + f" | {_f(row['eff_res'])} | {_f(row.get('eff_res_cells'))} "
+                       f"({_f(row.get('truth_eff_res_cells'))}) | {_f(row['band_err'])} "
+                       f"({_f(row.get('persistence_band_err'))}) | {_f(row.get('wall_ratio'))} |")
     L.append("\n| model | size | epochs run | best epoch | best val | stop | train s |")
     L.append("|---|---|---:|---:|---:|---|---:|")
     for r in res:
@@ -352,6 +400,7 @@ def targets(by_ds, infos, a) -> list[str]:
         L.append(f"- RBC `{r['model']}` ({r['size']}): RMSE <= 0.5 x persistence at every lead 1.."
                  f"{steps}: measured worst ratio {ratio:.3f} — "
                  + _verdict(ratio <= 0.5, f"by {abs(0.5 - ratio):.3f}"))
+        L.extend(_rbc_spectral_targets(r, steps))
     if not rbc:
         L.append("- RBC equivariant RMSE <= 0.5 x persistence: not measured (no RBC run)")
     L.extend(_gc_target(by_ds.get("globcurrent", []), infos.get("globcurrent")))
@@ -384,6 +433,27 @@ def targets(by_ds, infos, a) -> list[str]:
                      + _verdict(worst < 1, f"by {abs(1 - worst):.3f}"))
     L.append("")
     return L
+
+
+def _rbc_spectral_targets(r, steps) -> list[str]:
+    """Spectrum error <= persistence's, effective resolution within 2 cells of the truth's,
+    wall-row error <= 2 x the interior's, at every reported lead (rows scored before these
+    columns existed say so: rerun with --rescore)."""
+    leads = r["leads"][:steps]
+    if "persistence_band_err" not in leads[0]:
+        return [f"- RBC `{r['model']}`: spectrum / resolution / wall targets not measured (result "
+                "scored before those columns existed: rerun with --rescore)"]
+    tag = f"RBC `{r['model']}` ({r['size']})"
+    excess = max(x["band_err"] - x["persistence_band_err"] for x in leads)
+    cells = max(x["eff_res_cells"] - x["truth_eff_res_cells"] if np.isfinite(x["eff_res_cells"])
+                else np.inf for x in leads)
+    wall = max(x["wall_ratio"] for x in leads)
+    return [f"- {tag}: band spectrum error <= persistence's at every lead 1..{steps}: worst excess "
+            f"{excess:+.3f} decades — " + _verdict(excess <= 0, f"by {abs(excess):.3f}"),
+            f"- {tag}: effective resolution within 2 cells of the truth's at every lead: worst "
+            f"{cells:+.2f} cells coarser — " + _verdict(cells <= 2, f"by {abs(2 - cells):.2f}"),
+            f"- {tag}: wall-row error <= 2 x the interior's at every lead: worst ratio {wall:.2f} — "
+            + _verdict(wall <= 2, f"by {abs(2 - wall):.2f}")]
 
 
 def _gc_target(res, info) -> list[str]:
@@ -432,6 +502,11 @@ def figure(a, name, res, steps) -> str | None:
     return fname
 
 
+def _budget_text(a, results) -> str:
+    ran = sorted({r["dataset"] for r in results})
+    return ", ".join(f"{d} {a.budget[d]:g} s" for d in ran) + f" ({a.budget_clock} clock)"
+
+
 def write_page(a, results, infos, meta):
     a.out.mkdir(parents=True, exist_ok=True)
     write_csv(a.out / "skill.csv", results)
@@ -443,7 +518,7 @@ def write_page(a, results, infos, meta):
          f"- command: `{meta['command']}`",
          f"- models: {', '.join(a.models)} (`mirror-rot-resnet` on RBC only: mirror is not an "
          f"ocean symmetry); sizes: " + ", ".join(f"`{s}` ({SIZE_NOTE.get(s, s)})" for s in a.sizes),
-         f"- training: `fit(max_time={a.budget:g} s, epochs<={a.epochs}, t_in={a.t_in}, "
+         f"- training: `fit(max_time={_budget_text(a, results)}, epochs<={a.epochs}, t_in={a.t_in}, "
          f"rollout_steps={a.rollout_train}, window={a.window}, batch {a.batch_size}, lr {a.lr}, "
          f"noise {a.noise}, patience {a.patience}, seed {a.seed})`, fit's default recipe (AdamW, "
          f"cosine schedule, curriculum, guard); device {meta['device']}",

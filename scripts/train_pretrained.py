@@ -159,7 +159,8 @@ def train_one(fit, name, fit_frame, args, t_in, epochs, window, device, descript
         return fit(name, fit_frame, lr=paper_lr(name), weight_decay=4e-4, lr_decay=0.95,
                    schedule="exponential", optimizer="adam", clip_grad=None, curriculum=0,
                    guard=None, model_kwargs={"residual": False}, **common)
-    return fit(name, fit_frame, max_time=args.max_time, noise=args.noise, **common)
+    return fit(name, fit_frame, max_time=args.max_time, budget_clock=args.budget_clock,
+               noise=args.noise, **common)
 
 
 def model_frame(ds):
@@ -188,6 +189,9 @@ def main(argv=None) -> int:
                         help="fit's defaults (increment, cosine, ...) or the paper's recipe")
     parser.add_argument("--max-time", type=float, default=None,
                         help="wall-clock budget per model in seconds (default recipe)")
+    parser.add_argument("--budget-clock", default="wall", choices=["wall", "cpu"],
+                        help="what --max-time counts: wall-clock seconds, or CPU seconds of the "
+                             "process (equal compute on a busy machine)")
     parser.add_argument("--noise", type=float, default=0.0,
                         help="input noise, fraction of the normalized std (default recipe)")
     parser.add_argument("--t-in", type=int, default=None, help="input frames (default 24; quick: 4)")

@@ -459,3 +459,27 @@ def test_float_valid_times_match_the_truth_within_rounding():
     assert np.isfinite(out["velocity"]).all() and out.sizes["lead_time"] == lead.size
     with pytest.raises(MissingDataError, match="not in the truth"):
         D.evaluate(fc.assign_coords(valid_time=fc["valid_time"] + 0.05), truth, metrics=("rmse",))
+
+
+def test_spectrum_error_skips_the_shell_straddling_nyquist():
+    """A dealiased truth leaves the shell around the Nyquist wavenumber empty (1e-14 of the peak
+    in the Rayleigh-Benard data); a forecast's tiny grid-scale energy there must not read as
+    decades of error. ``resolved_k_max`` is the last shell wholly inside Nyquist."""
+    rng = np.random.default_rng(4)
+    n = 32
+    k = np.hypot(np.fft.fftfreq(n)[:, None], np.fft.fftfreq(n)[None, :])
+    dk, nyq = 1.0 / n, 0.5
+
+    def smooth():
+        spec = (rng.standard_normal((n, n)) + 1j * rng.standard_normal((n, n))) / (1 + 30 * k) ** 3
+        return np.real(np.fft.ifft2(np.where(k < nyq - dk / 2, spec, 0.0)))
+
+    truth = xr.Dataset({c: (("y", "x"), smooth()) for c in "uv"})
+    E = D.spectrum(truth)
+    assert D.resolved_k_max(E) == pytest.approx(nyq - dk)
+    assert float(E.sel(wavenumber=nyq, method="nearest")) < 1e-20 * float(E.max())
+    noisy = truth + xr.Dataset({c: (("y", "x"), 1e-7 * rng.standard_normal((n, n))) for c in "uv"})
+    default = D.spectrum_error(noisy, truth)
+    with_nyquist_shell = D.spectrum_error(noisy, truth, k_max=nyq)
+    assert float(default) < 0.5 < float(with_nyquist_shell)
+    assert default.attrs["band"] == f"wavenumber 0 skipped, shells up to k = {nyq - dk:g}"

@@ -487,6 +487,8 @@ def old_registry(tmp_path_factory):
 
 @pytest.mark.parametrize("name", available())
 def test_residual_false_is_the_model_before_bit_for_bit(name, old_registry, x16):
+    if name not in old_registry.available():
+        pytest.skip(f"{name} was added after increment prediction")
     torch.manual_seed(0)
     old = old_registry.create(name, t_in=T_IN, n_scalars=N_SCALARS)
     torch.manual_seed(0)

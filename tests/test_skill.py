@@ -21,6 +21,7 @@ from xequi.skill import (
     reference_forecast,
     skill,
     skill_report,
+    wall_error_ratio,
 )
 
 PHI = 0.7
@@ -308,17 +309,20 @@ def test_effective_resolution_of_a_low_pass_filtered_field(cut_cells):
     assert er.attrs["units"] == "km" and er.attrs["grid_cell_size"] == 10.0
     assert np.all(np.abs(1.0 / er.values - kc) <= dk), (1 / er.values, kc)
     np.testing.assert_allclose(er.n_cells.values, er.values / 10.0)
+    # a perfect forecast reaches the resolved band's end: shell 15 of dk = 1/320 km-1, the last
+    # one wholly inside the Nyquist wavenumber 16 dk (2 cells)
     same = effective_resolution(perfect(ds, ds.time.values[:4], steps=2), ds)
-    np.testing.assert_array_equal(same.values, 20.0)
-    np.testing.assert_array_equal(same.n_cells.values, 2.0)
+    np.testing.assert_allclose(same.values, 320.0 / 15)
+    np.testing.assert_allclose(same.n_cells.values, 32.0 / 15)
+    assert same.attrs["band_end_cells"] == pytest.approx(32.0 / 15)
     # factor: x1.2 in velocity (x1.44 in energy) stays within 2; x0.5 (x0.25) is out everywhere
     up = perfect(ds, ds.time.values[:4], steps=2)
     up[["u", "v"]] = up[["u", "v"]] * 1.2
-    np.testing.assert_array_equal(effective_resolution(up, ds).n_cells.values, 2.0)
+    np.testing.assert_allclose(effective_resolution(up, ds).n_cells.values, 32.0 / 15)
     down = up.copy()
     down[["u", "v"]] = up[["u", "v"]] / 2.4
     assert np.isnan(effective_resolution(down, ds).values).all()
-    assert effective_resolution(down, ds, factor=5.0).n_cells.values.tolist() == [2.0, 2.0]
+    np.testing.assert_allclose(effective_resolution(down, ds, factor=5.0).n_cells.values, 32.0 / 15)
 
 
 def test_band_spectrum_error_default_is_the_resolved_band(data):
@@ -329,12 +333,38 @@ def test_band_spectrum_error_default_is_the_resolved_band(data):
     want = diagnostics.spectrum_error(fc.drop_vars("valid_time"), tr.drop_vars("valid_time"))
     np.testing.assert_allclose(e.values, want.mean("init_time").values, rtol=1e-10)
     assert e.dims == ("lead_time",) and e.attrs["units"] == "1"
-    assert e.attrs["band"].startswith("wavenumbers 0.0125 .. 0.05 km-1")
-    assert e.attrs["wavelength_band"] == "20 .. 80 km"
-    narrow = band_spectrum_error(fc, test, k_min=0.03)
+    # shells of dk = 0.0125 km-1 up to the last one wholly inside Nyquist (0.05 km-1 = 4 dk)
+    assert e.attrs["band"].startswith("wavenumbers 0.0125 .. 0.0375 km-1")
+    assert e.attrs["wavelength_band"] == "26.6667 .. 80 km"
+    narrow = band_spectrum_error(fc, test, k_min=0.03, k_max=0.05)
     assert narrow.attrs["band"].startswith("wavenumbers 0.0375 .. 0.05")
     with pytest.raises(ParameterError, match="holds no wavenumber shell"):
         band_spectrum_error(fc, test, k_min=0.2)
+
+
+def test_wall_error_ratio_reads_the_extra_error_at_the_walls():
+    truth = ar1(nt=12, ny=10, nx=6)
+    inits = truth.time.values[:5]
+    fc = perfect(truth, inits, steps=3)
+    rng = np.random.default_rng(5)
+    noise = xr.DataArray(rng.standard_normal(fc.u.shape), dims=fc.u.dims, coords=fc.u.coords)
+    even = fc.copy()
+    even[["u", "v"]] = fc[["u", "v"]] + 0.1 * noise
+    r = wall_error_ratio(even, truth)
+    assert r.dims == ("lead_time",) and r.attrs["units"] == "1"
+    assert np.all(np.abs(r.values - 1) < 0.35)  # same error everywhere: about 1
+    walls = fc.copy()
+    at_wall = fc.y.isin([fc.y.values[0], fc.y.values[-1]])
+    walls[["u", "v"]] = fc[["u", "v"]] + 0.1 * noise * xr.where(at_wall, 4.0, 1.0)
+    assert np.all(wall_error_ratio(walls, truth).values > 2.5)
+    two = wall_error_ratio(walls, truth, width=2)  # two rows per wall: half of them 4x
+    assert np.all(two.values < wall_error_ratio(walls, truth).values)
+    assert two.attrs["wall_rows"] == "2 row(s) at each end of 'y'"
+    assert np.isfinite(wall_error_ratio(walls, truth, dim="x").values).all()
+    before = walls.u.values.copy()
+    with pytest.raises(ParameterError, match="width"):
+        wall_error_ratio(walls, truth, width=5)
+    np.testing.assert_array_equal(walls.u.values, before)
 
 
 # --------------------------------------------------------------------------------------------

@@ -47,7 +47,8 @@ def test_page(run):
         assert section in md
     header = [ln for ln in md.splitlines() if ln.startswith("| model | size | comparison")][0]
     for col in ("pers. RMSE", "clim. RMSE", "damped RMSE", "skill vs pers. [95%]", "vs clim. [95%]",
-                "vs damped [95%]", "eff. res.", "band spec. err", "params"):
+                "vs damped [95%]", "eff. res.", "band spec. err", "params", "eff. res. cells (truth)",
+                "wall / interior err"):
         assert col in header
     for model in ("resnet", "um-resnet"):
         rows = [ln for ln in md.splitlines() if ln.startswith(f"| {model} | small | equal channels |")]
@@ -57,6 +58,9 @@ def test_page(run):
     assert "RBC `um-resnet` (small): RMSE <= 0.5 x persistence at every lead" in targets
     assert "GlobCurrent best equivariant skill" in targets and "not measured" in targets
     assert "plain `resnet` of equal parameters" in targets
+    for target in ("band spectrum error <= persistence's", "effective resolution within 2 cells",
+                   "wall-row error <= 2 x the interior's"):
+        assert f"RBC `um-resnet` (small): {target}" in targets
     assert targets.count("does not diverge over 3 steps") == 2
     lines = [ln for ln in targets.splitlines() if ln.startswith("- ") and "not measured" not in ln]
     assert lines and all(("MET (" in ln) or ("MISSED (" in ln) for ln in lines)
@@ -78,6 +82,9 @@ def test_csv(run):
         # skill = 1 - RMSE / RMSE_ref on the same cells
         np.testing.assert_allclose(float(r["climatology_skill"]),
                                    1 - float(r["rmse"]) / float(r["climatology_rmse"]), rtol=1e-6)
+        assert float(r["wall_ratio"]) > 0 and float(r["persistence_band_err"]) >= 0
+        assert float(r["truth_eff_res_cells"]) <= float(r["eff_res_cells"]) or \
+            np.isnan(float(r["eff_res_cells"]))
 
 
 def test_resume_skips_finished_jobs(run, capsys):
@@ -93,3 +100,18 @@ def test_globcurrent_skipped_without_data(bench, tmp_path, capsys):
     a = bench.parse_args(["--smoke", "--data-dir", str(tmp_path / "absent")])
     assert bench.load(a, "globcurrent") is None
     assert "GlobCurrent: skipped" in capsys.readouterr().out
+
+
+def test_rescore_scores_finished_jobs_again_without_training(run, capsys):
+    bench, argv, _, work = run
+    res = work / "results" / "rbc" / "resnet-small.json"
+    import json
+
+    before = json.loads(res.read_text())
+    assert bench.main(argv + ["--no-figures", "--rescore"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("rescored") == 2 and "training (budget" not in printed
+    after = json.loads(res.read_text())
+    assert after["train_seconds"] == before["train_seconds"]
+    np.testing.assert_allclose([x["rmse"] for x in after["leads"]],
+                               [x["rmse"] for x in before["leads"]], rtol=1e-5)

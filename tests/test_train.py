@@ -531,6 +531,23 @@ def test_max_time_stops_and_returns_the_best_weights(data):
     assert short["epoch"] == [1] and short["stop_reason"] == "max_time" and short["best_epoch"] == 1
 
 
+def test_cpu_budget_clock_does_not_count_time_spent_waiting(data):
+    """budget_clock='cpu' counts the CPU seconds of the process: a callback that sleeps 0.3 s per
+    epoch (another job holding the core, as it were) uses no budget, so a 0.5 s CPU budget runs
+    far longer than 0.5 s on the wall clock; 'wall' stops at the wall-clock budget."""
+    def nap(epoch, net, logs):
+        time.sleep(0.3)
+
+    t0 = time.perf_counter()
+    _, cpu = fit("resnet", data, epochs=6, max_time=0.5, budget_clock="cpu", patience=None,
+                 callbacks=[nap], **TINY)
+    waited = time.perf_counter() - t0
+    _, wall = fit("resnet", data, epochs=6, max_time=0.5, patience=None, callbacks=[nap], **TINY)
+    assert len(cpu["epoch"]) > len(wall["epoch"]) and waited > 0.3 * len(cpu["epoch"])
+    with pytest.raises(ParameterError, match="budget_clock"):
+        fit("resnet", data, max_time=1.0, budget_clock="gpu", **TINY)
+
+
 def test_resume_mid_run_with_the_new_recipe(tmp_path, long_data):
     def nan_once(epoch, net, logs):  # a guard restore before the interruption
         if epoch == 1:

@@ -194,7 +194,7 @@ def _group_name(config: Mapping, symmetries) -> str:
     from xequi import symmetry
 
     kinds = set(symmetries) | {"translate"}
-    if config.get("group_order"):
+    if config.get("group_order") and "relax" not in config:  # relaxed models leave C4
         kinds.add("rot90")
     labels = (g.label(config) for g in symmetry.groups(kinds))
     return " x ".join(dict.fromkeys(label for label in labels if label))

@@ -94,6 +94,7 @@ def run_demo(out_dir: str | Path = "demo-output", progress: bool = True, steps: 
                              out / "metrics.nc", overwrite=True)
     _print_table(metrics, ds, len(inits))
     skill = _print_skill(datasets, forecasts)
+    _print_sharpness(ds, forecasts)
     paths = {"forecast": str(fc_path), "metrics": str(met_path)}
     paths.update(_draw_figures(ds, forecasts, metrics, inits[0], out))
     seconds = time.perf_counter() - t0
@@ -136,6 +137,31 @@ def _print_skill(datasets: dict, forecasts: dict) -> dict:
             print(f"{data_name:<13}{name:<19}{cells}")
             print(f"{'':<13}{'':<19}-> {name} {_verdict(sk)}")
     return out
+
+
+def _print_sharpness(ds, forecasts: dict) -> None:
+    """Original data: effective resolution (wavelength in cells down to which the KE spectrum
+    stays within a factor 2 of the truth's; the truth's own is the resolved band's end), the
+    spectrum error over the resolved band against persistence's, and the wall-row error over
+    the interior's (the no-slip plates), at the lead times of the tables."""
+    from xequi.skill import band_spectrum_error, effective_resolution, wall_error_ratio
+
+    pers = forecasts[("original", "persistence")]
+    truth_cells = effective_resolution(pers, ds).attrs["band_end_cells"]
+    pers_err = band_spectrum_error(pers, ds)
+    n = pers.sizes["lead_time"]
+    show = [0, 1, 4, n - 1] if n > 4 else list(range(n))
+    print(f"\nsharpness and walls (original data; {pers_err.attrs['band'].split(' (')[0]}; "
+          f"the truth's effective resolution {truth_cells:.2f} cells):")
+    for name in DEMO_MODELS:
+        fc = forecasts[("original", name)]
+        cells = effective_resolution(fc, ds).n_cells.values
+        err = band_spectrum_error(fc, ds).values
+        wall = wall_error_ratio(fc, ds).values
+        print(f"{name:<19}eff. res. (cells) " + " ".join(f"{cells[i]:5.2f}" for i in show)
+              + " | spectrum err (persistence) " + " ".join(
+                  f"{err[i]:.2f} ({float(pers_err[i]):.2f})" for i in show)
+              + " | wall/interior RMSE " + " ".join(f"{wall[i]:.2f}" for i in show))
 
 
 def _forecast_and_score(datasets: dict, models: dict, inits, steps: int, progress: bool):

@@ -56,6 +56,7 @@ __all__ = [
     "tke_spectrum",
     "log_spectrum_rmse",
     "spectrum_error",
+    "resolved_k_max",
     "ese",
     "rmse",
     "acc",
@@ -729,6 +730,32 @@ def _mask_both(f: xr.Dataset, t: xr.Dataset, names, t_names=None):
     return f.where(~bad), t.where(~bad)
 
 
+def resolved_k_max(E: xr.DataArray) -> float:
+    """The largest wavenumber shell of a :func:`spectrum` lying wholly inside the Nyquist circle.
+
+    Shell ``n`` holds ``(n - 1/2) dk <= |k| < (n + 1/2) dk``; the resolved band ends at the last
+    shell whose outer edge is at or below the smaller axis Nyquist wavenumber. The shell that
+    straddles the Nyquist wavenumber holds only the Nyquist row/column of the 2-D spectrum (its
+    cosine phase alone) and the grid corners: a spectral simulation's dealiasing or a smoothed
+    product leaves it (nearly) empty -- 1e-14 of the peak in Rayleigh-Benard convection -- so
+    its log error would measure that emptiness, not the forecast.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> t = xr.Dataset({n: (("y", "x"), np.random.default_rng(0).standard_normal((8, 8)))
+    ...                 for n in "uv"})
+    >>> E = spectrum(t)
+    >>> E.attrs["nyquist_wavenumber"], resolved_k_max(E)
+    (0.5, 0.375)
+    """
+    width = float(E.attrs["wavenumber_bin_width"])
+    nyq = float(E.attrs["nyquist_wavenumber"])
+    k = np.asarray(E["wavenumber"].values, dtype=float)
+    inside = k[(k > 0) & (k + 0.5 * width <= nyq * (1 + 1e-9))]
+    return float(inside.max()) if inside.size else float(k[k > 0].min())
+
+
 def spectrum_error(forecast: xr.Dataset | xr.DataArray, truth: xr.Dataset | xr.DataArray,
                    u: str | None = None, v: str | None = None, k_max="nyquist",
                    **kwargs) -> xr.DataArray:
@@ -745,9 +772,11 @@ def spectrum_error(forecast: xr.Dataset | xr.DataArray, truth: xr.Dataset | xr.D
     u, v : str, optional
     k_max : "nyquist", float or None, default "nyquist"
         Compare shells up to this wavenumber only (in the spectrum's units). ``"nyquist"``: the
-        smaller axis Nyquist wavenumber — beyond it the isotropic shells hold only the corners
-        of the 2-D spectrum, where a dealiased simulation or a smoothed product has almost no
-        energy and the log error measures nothing but that gap. ``None``: every shell.
+        resolved band, every shell wholly inside the smaller axis Nyquist wavenumber
+        (:func:`resolved_k_max`) — the shell straddling it and those beyond hold only the
+        Nyquist row and the corners of the 2-D spectrum, where a dealiased simulation or a
+        smoothed product has almost no energy and the log error measures nothing but that gap.
+        ``None``: every shell. The band used is stated in the result's ``band`` attribute.
     **kwargs
         Passed to :func:`spectrum`.
 
@@ -790,14 +819,14 @@ def spectrum_error(forecast: xr.Dataset | xr.DataArray, truth: xr.Dataset | xr.D
         if k_max != "nyquist":
             raise ParameterError(f"k_max must be 'nyquist', a number or None, got {k_max!r}.",
                                  fix="pass k_max='nyquist' (default), a wavenumber, or None")
-        k_max = pt.attrs["nyquist_wavenumber"]
+        k_max = resolved_k_max(pt)
     if k_max is not None:
         keep = pt["wavenumber"] <= float(k_max) * (1 + 1e-9)
         pf, pt = pf.isel(wavenumber=keep.values), pt.isel(wavenumber=keep.values)
     limit = "all shells" if k_max is None else f"shells up to k = {float(k_max):g}"
     return log_spectrum_rmse(pf, pt).rename("spectrum_error").assign_attrs(
         long_name=f"RMSE of log10 kinetic-energy spectra (wavenumber 0 skipped, {limit})",
-        units="1")
+        units="1", band=f"wavenumber 0 skipped, {limit}")
 
 
 def ese(forecast: xr.Dataset, truth: xr.Dataset, dim: str | None = None, u: str | None = None,

@@ -115,6 +115,7 @@ from xequi.io import ZARR_WRITE_KWARGS, _remove, atomic_path, move_into_place, o
 from xequi.models.card import DEFAULT_WINDOW, ModelCard, quantity_to_str
 from xequi.models.normalized import NormalizedModel
 from xequi.models.normalized import resolve_device as _device
+from xequi.models.relaxed import breaking_ratios
 from xequi.symmetry import scale_factor, transform
 from xequi.units import registry
 from xequi.windows import WindowSpec, iter_windows, plan_windows, stitch
@@ -1369,4 +1370,7 @@ def equivariance_error(ds, model, kind: str, steps: int = 1, init_time=None, *,
                  "units": "1", "kind": str(kind),
                  "params": ", ".join(f"{k}={v!r}" for k, v in params.items()),
                  "model": str(model_name)}
+    ratio = breaking_ratios(net)["breaking_ratio"]
+    if ratio is not None:  # a relaxed model: the size of its symmetry-breaking part
+        err.attrs["breaking_ratio"] = float(ratio)
     return err.drop_vars([c for c in err.coords if c != "lead_time"])

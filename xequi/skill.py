@@ -14,7 +14,9 @@ The evaluation contract (OceanBench style, formulas and choices in ``docs/skill.
 * :func:`effective_resolution` -- the smallest wavelength down to which the forecast's
   kinetic-energy spectrum stays within a factor of the truth's.
 * :func:`band_spectrum_error` -- the spectrum error over a stated wavenumber band (by default the
-  resolved band, from the domain scale to the grid's Nyquist wavenumber).
+  resolved band, from the domain scale to the last shell wholly inside the grid's Nyquist
+  wavenumber).
+* :func:`wall_error_ratio` -- the forecast's error in the rows at the walls over the interior's.
 * :func:`skill_report` -- one plain line per lead: does the model beat the reference?
 
 Inputs are never modified; user mistakes raise :mod:`xequi.errors` classes.
@@ -35,6 +37,7 @@ from xequi.diagnostics import (
     _time_dim,
     log_spectrum_rmse,
     persistence_forecast,
+    resolved_k_max,
     rmse,
     spectrum,
 )
@@ -53,6 +56,7 @@ __all__ = [
     "skill_report",
     "effective_resolution",
     "band_spectrum_error",
+    "wall_error_ratio",
 ]
 
 #: reference forecasts understood by :func:`reference_forecast` and :func:`skill`
@@ -919,10 +923,11 @@ def effective_resolution(forecast: xr.Dataset, truth: xr.Dataset, factor: float 
 
     Per lead time, the kinetic-energy spectra (:func:`xequi.diagnostics.spectrum`, on the cells
     valid in both) of forecast and truth are averaged over init times; going from the largest
-    scale (shell 1) toward the grid's Nyquist wavenumber, every shell with
+    scale (shell 1) toward the grid's Nyquist wavenumber (the last shell wholly inside it,
+    :func:`xequi.diagnostics.resolved_k_max`), every shell with
     ``1/factor <= E_forecast / E_truth <= factor`` (or both 0) counts as resolved, and the
     effective resolution is the wavelength ``1 / k`` of the last shell before the first one
-    outside. A forecast as sharp as the truth reaches the Nyquist wavelength (2 cells); NaN when
+    outside. A forecast as sharp as the truth reaches about the Nyquist wavelength (2 cells); NaN when
     even shell 1 is outside.
 
     Parameters
@@ -940,7 +945,8 @@ def effective_resolution(forecast: xr.Dataset, truth: xr.Dataset, factor: float 
     xarray.DataArray
         Named ``"effective_resolution"`` over ``lead_time``, in the grid's length units;
         coordinate ``n_cells`` (the wavelength in grid cells); attrs ``grid_cell_size`` (the
-        larger of dx, dy), ``factor``, ``band``.
+        larger of dx, dy), ``factor``, ``band``, ``band_end_cells`` (the wavelength in cells of
+        the band's last shell: what the truth itself, a perfect forecast, reads).
 
     Raises
     ------
@@ -960,8 +966,8 @@ def effective_resolution(forecast: xr.Dataset, truth: xr.Dataset, factor: float 
     >>> fc = reference_forecast(truth, "persistence", t[:3], steps=2)
     >>> fc[["u", "v"]] = truth[["u", "v"]].sel(time=fc.valid_time).drop_vars("time")
     >>> er = effective_resolution(fc, truth)
-    >>> er.values.tolist(), er.attrs["units"], er.n_cells.values.tolist()
-    ([20.0, 20.0], 'km', [2.0, 2.0])
+    >>> er.values.round(2).tolist(), er.attrs["units"], er.n_cells.values.round(2).tolist()
+    ([22.86, 22.86], 'km', [2.29, 2.29])
     """
     if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not factor > 1:
         raise ParameterError(f"factor must be a number > 1, got {factor!r}.",
@@ -971,7 +977,7 @@ def effective_resolution(forecast: xr.Dataset, truth: xr.Dataset, factor: float 
     mf = ef.mean(dims).transpose(_LEAD, "wavenumber")
     mt = et.mean(dims).transpose(_LEAD, "wavenumber")
     k = ef["wavenumber"].values
-    nyq = float(et.attrs["nyquist_wavenumber"])
+    nyq = resolved_k_max(et)
     band = (k > 0) & (k <= nyq * (1 + 1e-9))
     a, b = np.asarray(mf.values)[:, band], np.asarray(mt.values)[:, band]
     tiny = 1e-12 * np.nanmax(np.abs(b), axis=1, keepdims=True)
@@ -990,8 +996,10 @@ def effective_resolution(forecast: xr.Dataset, truth: xr.Dataset, factor: float 
                               f"KE spectrum stays within a factor {factor:g} of the truth's",
                  "units": lu, "grid_cell_size": cell, "grid_cell_size_units": lu,
                  "factor": float(factor),
+                 # what a perfect forecast reads: the last shell of the resolved band
+                 "band_end_cells": float(1.0 / kb[-1] / cell),
                  "band": f"wavenumbers {kb[0]:.6g} .. {nyq:.6g} {_cf_units(grid.dx.units ** -1)} "
-                         f"(cycles per unit length; shell 0 skipped, Nyquist = 2 cells)",
+                         f"(cycles per unit length; shell 0 skipped, shells wholly inside Nyquist = 2 cells)",
                  "comment": "spectra averaged over init times per lead; NaN: even the largest "
                             "resolved scale is off by more than the factor"}
     return out
@@ -1003,7 +1011,9 @@ def band_spectrum_error(forecast: xr.Dataset, truth: xr.Dataset, k_min: float | 
     """Kinetic-energy spectrum error (RMSE of log10 E(k)) over a stated band, per lead time.
 
     The default band is the resolved one: from the first shell above 0 (the domain scale) to the
-    grid's Nyquist wavenumber, which is what :func:`xequi.diagnostics.spectrum_error` compares
+    last shell wholly inside the grid's Nyquist wavenumber
+    (:func:`xequi.diagnostics.resolved_k_max`), which is what
+    :func:`xequi.diagnostics.spectrum_error` compares
     by default. The error is computed per init time on the cells valid in both and averaged over
     init times.
 
@@ -1013,7 +1023,7 @@ def band_spectrum_error(forecast: xr.Dataset, truth: xr.Dataset, k_min: float | 
         Velocity forecast ``(init_time, lead_time, <y>, <x>)``.
     truth : xarray.Dataset
     k_min, k_max : float, optional
-        Band limits in the grid's cycles per length unit (default: first shell, Nyquist).
+        Band limits in the grid's cycles per length unit (default: first shell, the last shell inside Nyquist).
     u, v, time : str, optional
 
     Returns
@@ -1038,12 +1048,12 @@ def band_spectrum_error(forecast: xr.Dataset, truth: xr.Dataset, k_min: float | 
     >>> fc[["u", "v"]] = 10 * truth[["u", "v"]].sel(time=fc.valid_time).drop_vars("time")
     >>> e = band_spectrum_error(fc, truth)
     >>> e.values.round(6).tolist(), e.attrs["band"].split(" (")[0]
-    ([2.0, 2.0], 'wavenumbers 0.125 .. 0.5 1')
+    ([2.0, 2.0], 'wavenumbers 0.125 .. 0.375 1')
     """
     ef, et, grid = _aligned_spectra(forecast, truth, u, v, time)
     k = ef["wavenumber"].values
     lo = float(k[1]) if k_min is None else float(k_min)
-    hi = float(et.attrs["nyquist_wavenumber"]) if k_max is None else float(k_max)
+    hi = resolved_k_max(et) if k_max is None else float(k_max)
     keep = (k > 0) & (k >= lo * (1 - 1e-9)) & (k <= hi * (1 + 1e-9))
     if not keep.any():
         raise ParameterError(f"the band [{lo:g}, {hi:g}] holds no wavenumber shell (shells at "
@@ -1061,3 +1071,76 @@ def band_spectrum_error(forecast: xr.Dataset, truth: xr.Dataset, k_min: float | 
                  "comment": "per init time on the cells valid in both, then averaged over "
                             "init times"}
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# error at the walls
+# ---------------------------------------------------------------------------------------------
+
+
+def wall_error_ratio(forecast: xr.Dataset, truth: xr.Dataset, width: int = 1, dim: str | None = None,
+                     u: str | None = None, v: str | None = None,
+                     time: str | None = None) -> xr.DataArray:
+    """Velocity RMSE in the ``width`` outermost rows at both walls over that of the interior.
+
+    Per lead time, pooled over init times: the RMSE of the velocity vector
+    (``sqrt(1/2 mean(du^2 + dv^2))``) over the first and last ``width`` rows along ``dim`` (the
+    walls of a channel or convection cell) divided by the RMSE over every other row, on the
+    cells valid in forecast and truth. 1 means no extra error at the walls; a model whose
+    padding or windows mishandle the boundary reads well above 1.
+
+    Parameters
+    ----------
+    forecast : xarray.Dataset
+        Velocity forecast ``(init_time, lead_time, <y>, <x>)``.
+    truth : xarray.Dataset
+        With a time dimension, on the same grid.
+    width : int, default 1
+        Rows counted as wall rows at each side.
+    dim : str, optional
+        The wall-normal dimension (default: the y dimension).
+    u, v, time : str, optional
+
+    Returns
+    -------
+    xarray.DataArray
+        Named ``"wall_error_ratio"`` over ``lead_time`` (units ``"1"``); attrs ``wall_rows``,
+        ``dim``.
+
+    Raises
+    ------
+    ParameterError
+        ``width`` < 1 or too large to leave an interior; forecast without init/lead dims.
+    MissingDataError, GridError, VariableNotFoundError
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> t = np.datetime64("2020-01-01", "ns") + np.arange(4) * np.timedelta64(1, "h")
+    >>> rng = np.random.default_rng(0)
+    >>> truth = xr.Dataset({n: (("time", "y", "x"), rng.standard_normal((4, 8, 8)))
+    ...                     for n in "uv"}, coords={"time": t})
+    >>> fc = reference_forecast(truth, "persistence", t[:2], steps=2)
+    >>> err = xr.zeros_like(fc.u).where(fc.y.isin([0, 7]), 0.1).where(~fc.y.isin([0, 7]), 0.3)
+    >>> fc[["u", "v"]] = truth[["u", "v"]].sel(time=fc.valid_time).drop_vars("time") + err
+    >>> wall_error_ratio(fc, truth).values.round(6).tolist()
+    [3.0, 3.0]
+    """
+    forecast, truth = _check_inputs(forecast, truth, 0, 0.5)
+    tdim = _time_dim(truth, time)
+    xd, yd = _spatial(truth)
+    dim = yd if dim is None else dim
+    n = truth.sizes.get(dim, 0)
+    if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width < 1 \
+            or 2 * width >= n:
+        raise ParameterError(f"width must be an integer >= 1 leaving interior rows along "
+                             f"{dim!r} ({n} rows), got {width!r}.", fix="pass width=1")
+    un, vn = find_velocity(truth, u=u, v=v)
+    tr = _align_truth(forecast, truth, tdim, _INIT, _LEAD, [un, vn])
+    se = (forecast[un] - tr[un]) ** 2 + (forecast[vn] - tr[vn]) ** 2
+    wall = xr.DataArray(np.isin(np.arange(n), np.r_[:width, n - width:n]), dims=dim)
+    other = [d for d in se.dims if d != _LEAD]
+    ratio = np.sqrt(se.where(wall).mean(other) / se.where(~wall).mean(other))
+    return ratio.rename("wall_error_ratio").assign_attrs(
+        long_name="velocity RMSE in the wall rows / RMSE in the interior", units="1",
+        wall_rows=f"{width} row(s) at each end of {dim!r}", dim=dim)

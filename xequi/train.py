@@ -77,6 +77,7 @@ from xequi.io import atomic_path
 from xequi.models.card import ModelCard, quantity_to_str
 from xequi.models.normalized import NormalizedModel, compute_normalization
 from xequi.models.normalized import resolve_device as _device
+from xequi.models.relaxed import breaking_ratios
 
 __all__ = ["fit", "NormalizedModel", "compute_normalization", "rollout_loss", "STATE_FILE",
            "BEST_FILE", "FitSettings"]
@@ -310,7 +311,11 @@ _LEGACY_RECIPE = {"schedule": "exponential", "optimizer": "adam", "clip_grad": N
                   "curriculum": 0.0, "noise": 0.0, "pushforward": 0}
 #: The recipe settings (a saved state resumes only with the same ones).
 _RECIPE_KEYS = ("schedule", "warmup", "optimizer", "clip_grad", "curriculum", "noise",
-                "pushforward", "guard", "val_steps")
+                "pushforward", "guard", "val_steps", "budget_clock")
+#: Clocks ``max_time`` can be counted on: wall-clock seconds, or the CPU seconds this process
+#: used (all its threads): on a shared machine a CPU budget buys the same training whatever
+#: else runs, so models trained side by side are compared at equal compute.
+BUDGET_CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 #: Divergence-guard restores after which training stops.
 MAX_RESTORES = 3
 #: The cosine schedule ends at this fraction of ``lr``.
@@ -349,6 +354,7 @@ class FitSettings:
     val_steps: int | None = None
     guard: float | None = 3.0
     max_time: float | None = None
+    budget_clock: str = "wall"
 
     def recipe(self, val_steps: int) -> dict:
         """The recipe settings, ``val_steps`` as resolved for the data."""
@@ -370,7 +376,7 @@ class FitSettings:
 
 
 def _check_recipe(*, schedule, warmup, optimizer, clip_grad, curriculum, noise, pushforward,
-                  val_steps, guard, max_time) -> dict:
+                  val_steps, guard, max_time, budget_clock) -> dict:
     """Check the recipe settings of :func:`fit` (ParameterError naming the first bad one)."""
     return dict(
         schedule=_choice("schedule", schedule, SCHEDULES,
@@ -397,7 +403,10 @@ def _check_recipe(*, schedule, warmup, optimizer, clip_grad, curriculum, noise, 
                 "(no divergence guard)"),
         max_time=None if max_time is None else _float(
             "max_time", max_time, 0.0, lo_open=True,
-            fix="pass a wall-clock budget in seconds, e.g. max_time=600, or None"))
+            fix="pass a wall-clock budget in seconds, e.g. max_time=600, or None"),
+        budget_clock=_choice("budget_clock", budget_clock, tuple(BUDGET_CLOCKS),
+                             fix="pass budget_clock='wall' (seconds on the clock) or 'cpu' (CPU "
+                                 "seconds of this process: equal compute on a shared machine)"))
 
 
 def _check_settings(*, rollout_steps, epochs, batch_size, lr, weight_decay, lr_decay, patience,
@@ -658,11 +667,12 @@ class _Run:
     done: bool = False
     lr_scale: float = 1.0  # halved by each restore of the divergence guard
     elapsed: float = 0.0  # training seconds of earlier calls (a resumed run)
-    started: float | None = None  # time.perf_counter() when this call's epoch loop started
+    started: float | None = None  # clock() when this call's epoch loop started
+    clock: Callable[[], float] = time.perf_counter  # the budget's clock (BUDGET_CLOCKS)
 
     def seconds(self) -> float:
-        """Training seconds so far, over every call of a resumed run."""
-        return self.elapsed + (0.0 if self.started is None else time.perf_counter() - self.started)
+        """Training seconds so far (on the budget's clock), over every call of a resumed run."""
+        return self.elapsed + (0.0 if self.started is None else self.clock() - self.started)
 
 
 def _time_fraction(run: _Run, s: FitSettings) -> float:
@@ -821,7 +831,10 @@ def _batch_loss(net: nn.Module, data: _Data, s: FitSettings, xb: torch.Tensor,
         with torch.no_grad():
             for _ in range(s.pushforward):
                 xb = _next_window(xb, _predict(net, xb, s.amp_dtype))
-    return rollout_loss(net, xb, yb[:, s.pushforward:s.pushforward + steps], s.amp_dtype)
+    loss = rollout_loss(net, xb, yb[:, s.pushforward:s.pushforward + steps], s.amp_dtype)
+    if hasattr(net, "symmetry_penalty"):  # relaxed models: weight = config["penalty"]
+        loss = loss + net.penalty_weight * net.symmetry_penalty()
+    return loss
 
 
 def _train_epoch(run: _Run, data: _Data, s: FitSettings, steps: int) -> float:
@@ -948,7 +961,8 @@ def _epoch_loop(run: _Run, data: _Data, s: FitSettings, name: str) -> None:
     restore, or an exception (the state is saved each epoch)."""
     bar = tqdm(total=s.epochs, initial=run.epoch, desc=f"fit {name}", unit="epoch",
                disable=not s.progress, dynamic_ncols=True)
-    run.started = time.perf_counter()
+    run.clock = BUDGET_CLOCKS[s.budget_clock]
+    run.started = run.clock()
     if not run.done:
         run.history["stop_reason"] = None  # an extended run stops for its own reason
     try:
@@ -1040,6 +1054,13 @@ def _fit_card(model: NormalizedModel, frame: xr.DataArray, meta: dict, data: _Da
         "stopped_early": history["stopped_early"],
         "weights": "best validation epoch" if data.val_r is not None else "last epoch (no validation)",
     }
+    departure = breaking_ratios(model)
+    if departure["breaking_ratio"] is not None:  # a relaxed model: how far it left its symmetry
+        metrics["symmetry_departure"] = {
+            **departure, "definition": "||K - P(K)|| / ||P(K)|| of the relaxed convs' kernels, P "
+                                       "the projection onto the exactly C4-equivariant kernels "
+                                       "(xequi.models.relaxed.breaking_ratios); 0: exactly "
+                                       "equivariant, a measure of how symmetric the data are"}
     model.card = ModelCard(t_in=hyper["t_in"], velocity=bool(meta["n_velocity"]),
                            channels=tuple(meta["channels"]), grid=_grid_card(meta),
                            normalization=data.norm, training=training, metrics=metrics).to_dict()
@@ -1064,7 +1085,7 @@ def fit(model_or_name, data, *, t_in: int | None = None, size: str = "small",
         schedule: str = "cosine", warmup: float = 0.05, optimizer: str = "adamw",
         clip_grad: float | None = 1.0, curriculum: float = 0.5, noise: float = 0.0,
         pushforward: int = 0, val_steps: int | None = None, guard: float | None = 3.0,
-        max_time: float | None = None):
+        max_time: float | None = None, budget_clock: str = "wall"):
     """Train a next-frame model with an autoregressive rollout loss; keep the best epoch.
 
     Parameters
@@ -1181,6 +1202,10 @@ def fit(model_or_name, data, *, t_in: int | None = None, size: str = "small",
     max_time : float, optional
         Wall-clock budget in seconds (summed over the calls of a resumed run): training stops at
         the first batch boundary past it, after validating; the best weights are returned.
+    budget_clock : {"wall", "cpu"}, default "wall"
+        The clock ``max_time`` counts: ``"wall"`` seconds, or ``"cpu"``: the CPU seconds this
+        process used (every thread), so that models trained on a shared machine get equal
+        compute whatever else runs (benchmarks; ``time.process_time``).
 
     Returns
     -------
@@ -1228,7 +1253,7 @@ def fit(model_or_name, data, *, t_in: int | None = None, size: str = "small",
         augment=augment, seed=seed, device=device, amp=amp, progress=progress,
         callbacks=callbacks, schedule=schedule, warmup=warmup, optimizer=optimizer,
         clip_grad=clip_grad, curriculum=curriculum, noise=noise, pushforward=pushforward,
-        val_steps=val_steps, guard=guard, max_time=max_time)
+        val_steps=val_steps, guard=guard, max_time=max_time, budget_clock=budget_clock)
     frame, meta = _model_frame(data, fields_kwargs)
     _check_augment_fits(settings.augment, meta["n_velocity"])
     with torch.random.fork_rng(devices=_cuda_devices(settings.device)):

@@ -29,8 +29,10 @@ from __future__ import annotations
 from xequi.errors import ModelError, ParameterError
 from xequi.models.backbones import ResNet, UNet
 from xequi.models.families import FAMILIES
+from xequi.models.fno import FNO
 from xequi.models.layers import SWITCH_SYMMETRIES
 from xequi.models.mirror import MirrorResNet, MirrorUNet
+from xequi.models.relaxed import RelaxedResNet, RelaxedUNet
 
 __all__ = ["create", "available", "REGISTRY", "SIZES", "parameter_count", "size_table"]
 
@@ -49,7 +51,7 @@ _UNET_PAPER = (64, 128, 256, 512)
 #: name -> (backbone, family, um, mag, model class, symmetries, {size: widths}, extra defaults)
 REGISTRY: dict[str, dict] = {}
 #: the backbone classes by name
-BACKBONES = {"resnet": ResNet, "unet": UNet}
+BACKBONES = {"resnet": ResNet, "unet": UNet, "fno": FNO}
 
 
 def _symmetries(family: str, um: bool, mag: bool, cls, group_order: int = 4,
@@ -77,6 +79,13 @@ _PARAM_WIDTHS = {
     "rot-unet": {"small-params": (10, 20, 39), "paper-params": (28, 55, 111, 222)},
     "scale-resnet": {"small-params": (9, 9, 19, 19), "paper-params": (36, 36, 73, 73, 146, 146, 298, 298)},
     "scale-unet": {"small-params": (9, 19, 37), "paper-params": (37, 73, 147, 299)},
+    # relaxed C4 (relax=1; psi and relaxed_weights counted, about 2.4x the rot convs): small
+    # 45,334 / 44,146 (1.027), 128,718 / 133,554 (0.964); paper 11,189,403 / 11,179,202
+    # (1.001), 8,597,391 / 8,601,794 (1.000) (resnet / unet)
+    "relaxed-rot-resnet": {"small-params": (6, 6, 13, 13), "paper-params": (25, 25, 50, 50, 99, 99, 198, 198)},
+    "relaxed-rot-unet": {"small-params": (6, 12, 25), "paper-params": (25, 50, 99, 198)},
+    # C4 only; 4 fields² = channels² of the plain fno (see xequi.models.fno)
+    "rot-fno": {"small-params": (6, 6, 6, 6), "paper-params": (10, 10, 10, 10)},
 }
 
 
@@ -84,7 +93,7 @@ def _register(name, backbone, family, um=False, mag=False, small=None, paper=Non
               **extra):
     cls = BACKBONES[backbone] if cls is None else cls
     # claimed with the largest group the entry offers (C8: rotate too); create() narrows them
-    sym = _symmetries(family, um, mag, cls, group_order=8)
+    sym = _symmetries(family, um, mag, cls, group_order=max(extra.get("group_order", {8: 8}).values()))
     widths = {"small": tuple(small), "paper": tuple(paper)}
     if family == "plain":  # the switches and the mirror average add no parameters
         widths.update({"small-params": widths["small"], "paper-params": widths["paper"]})
@@ -119,6 +128,22 @@ _register("mirror-rot-unet", "unet", "rot", cls=MirrorUNet, small=(4, 8, 16), pa
           group_order={"small": 4, "paper": 8})
 _register("um-mag-mirror-rot-resnet", "resnet", "rot", um=True, mag=True, cls=MirrorResNet,
           small=(4, 4, 8, 8), paper=(16, 16, 32, 32, 64, 64, 192, 192), group_order={"small": 4, "paper": 8})
+# relaxed (approximately equivariant) C4 models, xequi.models.relaxed: equal channels at both sizes
+_RELAXED = dict(group_order={"small": 4, "paper": 4}, relax={"small": 1, "paper": 1},
+                penalty={"small": 1e-3, "paper": 1e-3})
+for _bb, _cls, _small, _paper in (("resnet", RelaxedResNet, (4, 4, 8, 8), (16, 16, 32, 32, 64, 64, 128, 128)),
+                                  ("unet", RelaxedUNet, (4, 8, 16), (16, 32, 64, 128))):
+    _register(f"relaxed-rot-{_bb}", _bb, "relaxed-rot", cls=_cls, small=_small, paper=_paper, **_RELAXED)
+    _register(f"um-mag-relaxed-rot-{_bb}", _bb, "relaxed-rot", um=True, mag=True, cls=_cls, small=_small,
+              paper=_paper, **_RELAXED)
+# Fourier neural operators (xequi.models.fno): small ~ the plain resnet's parameters; paper: the
+# FNO-2D of Li et al. (ICLR 2021), width 20, 12 modes, 4 layers; rot: C4 only
+_FNO = dict(modes={"small": 4, "paper": 12}, padding={"small": 8, "paper": 8})
+for _name, _um, _mag in (("fno", False, False), ("um-fno", True, False), ("mag-fno", False, True)):
+    _register(_name, "fno", "plain", um=_um, mag=_mag, small=(12,) * 4, paper=(20,) * 4, **_FNO)
+for _name, _um in (("rot-fno", False), ("um-mag-rot-fno", True)):
+    _register(_name, "fno", "rot", um=_um, mag=_um, small=(3,) * 4, paper=(5,) * 4,
+              group_order={"small": 4, "paper": 4}, **_FNO)
 
 
 def _clear_e2cnn_cache() -> None:
@@ -200,7 +225,8 @@ def create(name: str, t_in: int = 4, n_scalars: int = 0, size: str = "small",
     config = dict(name=name, t_in=t_in, n_scalars=n_scalars, velocity=velocity, size=size,
                   widths=list(widths), kernel_size=k, residual=residual)
     for key, default in entry["extra"].items():
-        val = int(overrides.get(key, default[BASE_SIZE[size]]))
+        val = overrides.get(key, default[BASE_SIZE[size]])
+        val = float(val) if isinstance(default[BASE_SIZE[size]], float) else int(val)  # e.g. penalty
         if key == "group_order" and (val < 1 or val % 4):
             raise ModelError(f"group_order must be a positive multiple of 4 (exact 90-degree rotations), got {val}.",
                              fix="pass group_order=4 or 8")
@@ -209,7 +235,7 @@ def create(name: str, t_in: int = 4, n_scalars: int = 0, size: str = "small",
         kwargs[key] = val
         config[key] = val
     cls = entry["cls"]
-    if entry["family"] == "rot":
+    if entry["family"] in ("rot", "relaxed-rot"):
         # e2cnn caches basis-expansion modules in a global dict and shares them between every
         # network built afterwards: moving one model to a GPU would move another's buffers.
         # Emptying the cache around the build gives this model its own modules.
