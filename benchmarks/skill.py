@@ -26,6 +26,14 @@ Usage::
     .venv/bin/python benchmarks/skill.py --device auto --budget 1800  # GPU session
     .venv/bin/python benchmarks/skill.py --datasets rbc --models resnet,rot-resnet
     .venv/bin/python benchmarks/skill.py --smoke --work-dir /tmp/sk   # seconds: tiny RBC run
+    .venv/bin/python benchmarks/skill.py --budget rbc=240,qg=120,globcurrent=300 --datasets rbc
+    .venv/bin/python benchmarks/skill.py ... --report    # the page from finished jobs, no training
+    .venv/bin/python benchmarks/skill.py ... --rescore   # finished jobs scored again (new metrics)
+
+Budgets are counted on the process's CPU clock by default (``fit(budget_clock="cpu")``): jobs
+run side by side on a shared machine get the same compute whatever else runs. Datasets can run
+in separate processes with the same ``--work-dir`` (one process per dataset: jobs are keyed by
+dataset/model/size); a final ``--report`` invocation over all of them writes the page.
 
 Splits: RBC and QG frames are split by time: the first ``--train-fraction`` for training (fit
 validates on its last ``--val-fraction``), then a gap of ``t_in + forecast steps`` frames, then
@@ -115,6 +123,9 @@ def parse_args(argv=None):
     p.add_argument("--out", default=None, help="skill.md / skill.csv / figures (default docs/results)")
     p.add_argument("--smoke", action="store_true", help="tiny RBC data, 2 models, seconds")
     p.add_argument("--no-figures", action="store_true")
+    p.add_argument("--report", action="store_true",
+                   help="write the page from the finished jobs only: train nothing, list the rest "
+                        "as not run")
     p.add_argument("--rescore", action="store_true",
                    help="score finished jobs again from their best weights (new metrics), no training")
     a = p.parse_args(argv)
@@ -279,6 +290,8 @@ def _lead_label(lead) -> str:
 def run_job(a, name, ds, pl, model, size, dev):
     rpath = a.work_dir / "results" / name / f"{model}-{size}.json"
     cfg = job_config(a, name, pl, model, size)
+    if a.report and not (rpath.exists() and json.loads(rpath.read_text()).get("config") == cfg):
+        return None
     if rpath.exists():
         r = json.loads(rpath.read_text())
         if r.get("config") == cfg and not a.rescore:
@@ -580,7 +593,11 @@ def main(argv=None) -> int:
             f"{len(pl['inits'])} init times, {pl['n_steps']} steps")
         for model in [m for m in a.models if name == "rbc" or m not in RBC_ONLY]:
             for size in a.sizes:
-                results.append(run_job(a, name, ds, pl, model, size, dev))
+                r = run_job(a, name, ds, pl, model, size, dev)
+                if r is None:
+                    skipped.append(f"{name} {model} {size}: not run (--report)")
+                else:
+                    results.append(r)
     if not results:
         print("no dataset available: nothing written", flush=True)
         return 1

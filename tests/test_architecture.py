@@ -163,7 +163,8 @@ def test_no_function_body_over_80_lines():
 #: listed belongs to the layer of its closest listed parent package.
 LAYERS = (
     ("foundation", ("xequi.errors", "xequi._version", "xequi.units", "xequi.routing", "xequi.io")),
-    ("data", ("xequi.fields", "xequi.windows", "xequi.ocean", "xequi.datasets", "xequi.catalog")),
+    ("data", ("xequi.fields", "xequi.windows", "xequi.ocean", "xequi.geostrophy",
+              "xequi.datasets", "xequi.catalog")),
     ("symmetry", ("xequi.symmetry",)),
     ("models", ("xequi.models",)),
     ("checkpoint", ("xequi.checkpoint",)),

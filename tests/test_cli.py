@@ -113,3 +113,13 @@ def test_input_errors_are_one_line(tmp_path, capsys):
                  "--out", str(tmp_path / "f.zarr")]) == 2
     err = capsys.readouterr().err
     assert "no entry 'no_such_entry'" in err and err.count("\n") == 1
+
+
+def test_progress_bars_are_not_redrawn_into_a_log(tmp_path, capfd):
+    """Issue 16.8: ``make demo > log 2>&1`` filled the log with hundreds of kB of tqdm redraws;
+    on a stream that is not a terminal (capfd's) a bar is drawn at its start and end only."""
+    args = ["simulate", "rbc", "--Ra", "1e4", "--nx", "32", "--ny", "16", "--frames", "6",
+            "--frame-interval", "0.5", "--spinup", "2", "--out", str(tmp_path / "a.zarr")]
+    assert main(args) == 0  # progress on (no --quiet), as in the demo
+    err = capfd.readouterr().err
+    assert "rayleigh_benard" in err and err.count("\r") <= 3, (err.count("\r"), len(err))

@@ -375,3 +375,44 @@ def test_time_dim_name_and_attrs_restored(cf_dataset):
     assert back.u.dims == ("t", "y", "x") and back.t.attrs == ds.t.attrs
     xr.testing.assert_allclose(back, ds, rtol=1e-6)
     assert ds.equi.fields().names == ("u", "v")
+
+
+def test_missing_units_fix_suggests_units_of_the_right_kind(cf_dataset):
+    """Issue 16.5b: a coordinate without units was told to use 'm s-1'; to_model_frame also
+    refuses unknown keys of units= (16.5c)."""
+    ds = cf_dataset(nt=2, ny=4, nx=5)
+    ds["x"].attrs = {}
+    with pytest.raises(UnitsError, match="'x' has no units") as ei:
+        F.grid_spacing(ds)
+    assert "'m' or 'km'" in str(ei.value) and "m s-1" not in str(ei.value)
+    with pytest.raises(UnitsError) as ei:
+        F.parse_units(None, "time", "time")
+    assert "since" in ei.value.fix
+    with pytest.raises(UnitsError) as ei:
+        F.parse_units(None, "u", "velocity")
+    assert "'m s-1'" in ei.value.fix
+    with pytest.raises(ParameterError, match=r"\['xx'\]"):
+        F.to_model_frame(ds, units={"xx": "km"})
+    assert F.to_model_frame(ds, units={"x": "km"}).grid.dx is not None
+
+
+def test_rotation_model_on_anisotropic_grid_warns_with_the_aspect_ratio():
+    """A rot90-exact model on cells that are not square: the index-grid turn is not a physical
+    rotation there; forecast and fit say so with the measured aspect ratio and the fix."""
+    import warnings as _w
+
+    from xequi.fields import grid_spacing, warn_rotation_on_anisotropic_grid
+
+    def ds(dx):
+        return xr.Dataset({n: (("y", "x"), np.zeros((4, 4)), {"units": "m s-1"}) for n in "uv"},
+                          coords={"x": ("x", np.arange(4) * dx, {"units": "km"}),
+                                  "y": ("y", np.arange(4) * 1.0, {"units": "km"})})
+
+    with _w.catch_warnings(record=True) as rec:
+        _w.simplefilter("always")
+        assert warn_rotation_on_anisotropic_grid(grid_spacing(ds(0.79)), ["rot90", "translate"])
+        assert not warn_rotation_on_anisotropic_grid(grid_spacing(ds(1.0)), ["rot90"])
+        assert not warn_rotation_on_anisotropic_grid(grid_spacing(ds(0.79)), ["translate"])
+    assert len(rec) == 1
+    msg = str(rec[0].message)
+    assert "dx/dy = 0.79" in msg and "regrid" in msg and "latlon_rotation_error" in msg

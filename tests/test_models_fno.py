@@ -15,10 +15,10 @@ from xequi import symmetry
 from xequi.errors import ModelError
 from xequi.models import create, equivariance_error, parameter_count
 from xequi.models import fno as fno_module
-from xequi.models.backbones import RESIDUAL_INIT_SCALE
 from xequi.models.fno import FNO, RotSpectralConv2d, SpectralConv2d, hermitian, spectral_conv
 
 from conftest import tiny_model
+from test_models_equivariance import randomize  # one home for the trained-like weights
 
 torch.set_num_threads(1)
 
@@ -28,25 +28,6 @@ EXACT_TOL = 1e-5
 PLAIN_MIN = 1e-3
 SHAPES = [(16, 16), (16, 11)]  # square and non-square (odd width: odd padded grid too)
 FNO_NAMES = ["fno", "um-fno", "mag-fno", "rot-fno", "um-mag-rot-fno"]
-
-
-def randomize(net, seed: int = 0):
-    """Random biases and batch-norm statistics, the projection's full-size init back (undoing
-    RESIDUAL_INIT_SCALE), so the increment is as large as a next-frame model's output."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in net.named_parameters():
-            if name.startswith("project.") and net.residual:
-                p.div_(RESIDUAL_INIT_SCALE)
-            if name.endswith("bias"):
-                p.copy_(0.1 * torch.randn(p.shape, generator=g))
-        for name, b in net.named_buffers():
-            if name.endswith("running_mean"):
-                b.copy_(0.1 * torch.randn(b.shape, generator=g))
-            elif name.endswith("running_var"):
-                b.copy_(0.5 + torch.rand(b.shape, generator=g))
-    net.train()
-    return net.eval()  # e2cnn re-expands its cached filters
 
 
 _CACHE: dict = {}

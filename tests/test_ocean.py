@@ -270,3 +270,64 @@ def test_inputs_never_modified(gc_and_sums, gc_dir):
     ds, before, _ = gc_and_sums
     ds.isel(time=slice(0, 2)).load()
     assert _checksums(gc_dir) == before
+
+
+def test_the_shipped_globcurrent_model_forecasts_the_real_currents(gc):
+    """One ocean model ships: trained on GlobCurrent Jan-Sep 2002, its card says so (data,
+    split, selection on validation, budget, device, test skill with intervals, verdict), and it
+    forecasts the real currents (land filled with zeros for the model, NaN in the output)."""
+    import xequi
+
+    names = [n for n in xequi.available_pretrained() if n.endswith("-globcurrent")]
+    assert len(names) == 1, names
+    model = xequi.load_model(names[0])
+    card = model.card
+    training = card["training"]
+    assert "2002-01-01..2002-09-30" in training["data"] and "GlobCurrent" in training["data"]
+    assert "validation" in training["selection"] and training["budget"]["device"].startswith("cpu")
+    test = card["metrics"]["test"]
+    assert test["period"] == "2002-10-01..2002-12-31" and test["verdict"]
+    lo_hi = test["skill_vs_persistence"][0]
+    assert lo_hi[1] <= lo_hi[0] <= lo_hi[2] and len(test["rmse"]) == len(test["persistence_rmse"])
+    ds = gc.sel(time=slice("2002-10-10", "2002-10-20"))
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        fc = ds.equi.forecast(model, steps=2, init_time=[ds.time.values[5]], fill="zero",
+                              progress=False)
+    # a rotation model on the lat/lon grid is told that the index-grid turn is not physical
+    told = [str(w.message) for w in rec if "cells are not square" in str(w.message)]
+    assert bool(told) == ("rot90" in card["symmetries"])
+    u = fc[[v for v in fc.data_vars if "east" in v or v == "u"][0]]
+    assert u.attrs["units"] in ("m s-1", "m/s")
+    ocean = np.isfinite(ds[u.name].isel(time=0)).values
+    assert np.isfinite(u.values[..., ocean]).all() and np.isnan(u.values[..., ~ocean]).all()
+
+
+def test_metadata_variables_with_odd_units_do_not_stop_open_dataset(tmp_path):
+    """Issue 16.4: a ``forecast_reference_time`` variable in 'days since ... +00:00' (not pint
+    units) stopped open_dataset with a UnitsError; it is now decoded as times, and other
+    metadata in units pint cannot read is left as it is. The velocity is still checked."""
+    rng = np.random.default_rng(0)
+    ds = xr.Dataset(
+        {n: (("time", "lat", "lon"), rng.standard_normal((3, 4, 5)), {"units": "m s-1"})
+         for n in ("eastward_current", "northward_current")},
+        coords={"time": ("time", [0.0, 1.0, 2.0], {"units": "hours since 2002-01-01"}),
+                "lat": ("lat", [-40.0, -39.5, -39.0, -38.5]),
+                "lon": ("lon", [15.0, 15.5, 16.0, 16.5, 17.0])})
+    ds["forecast_reference_time"] = ("time", [11688.0] * 3,
+                                     {"units": "days since 1970-01-01 00:00:00 +00:00"})
+    ds["datum"] = ((), 0.0, {"units": "meters above mean sea level"})
+    ds.to_netcdf(tmp_path / "odd.nc")
+    out = open_dataset(tmp_path / "odd.nc")
+    frt = out["forecast_reference_time"]
+    assert np.issubdtype(frt.dtype, np.datetime64)
+    assert str(frt.values[0])[:10] == "2002-01-01"
+    assert out["datum"].attrs["units"] == "meters above mean sea level"
+    assert "left as they are" in out.attrs["history"]
+    mf = to_model_frame(out, target_units="m s-1")
+    assert mf.names == ("eastward_current", "northward_current")
+    bad = ds.copy()
+    bad["eastward_current"].attrs["units"] = "days since 1970-01-01"
+    bad.to_netcdf(tmp_path / "badvel.nc")
+    with pytest.raises(UnitsError, match="eastward_current"):
+        open_dataset(tmp_path / "badvel.nc")

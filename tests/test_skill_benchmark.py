@@ -115,3 +115,14 @@ def test_rescore_scores_finished_jobs_again_without_training(run, capsys):
     assert after["train_seconds"] == before["train_seconds"]
     np.testing.assert_allclose([x["rmse"] for x in after["leads"]],
                                [x["rmse"] for x in before["leads"]], rtol=1e-5)
+
+
+def test_report_writes_the_page_from_finished_jobs_only(run, capsys):
+    bench, argv, out, work = run
+    argv2 = [x for x in argv] + ["--no-figures", "--report", "--models", "resnet,rot-resnet"]
+    assert bench.main(argv2) == 0
+    printed = capsys.readouterr().out
+    assert "training (budget" not in printed
+    md = (out / "skill.md").read_text()
+    assert "rbc rot-resnet small: not run (--report)" in md
+    assert "| resnet | small | equal channels |" in md and "| rot-resnet | small |" not in md

@@ -542,3 +542,37 @@ def test_mirror_augmentation_draws_both_elements():
         assert flipped or (torch.equal(x, px) and torch.equal(y, py))
         seen.add(flipped)
     assert len(aug) == 1 or seen == {True, False}
+
+
+# ------------------------------------------------------------------------------------------------
+# issue 16.1: u and v keep their own NaN masks (staggered model output)
+# ------------------------------------------------------------------------------------------------
+def _distinct_masks(ds):
+    """``ds`` with different land masks on u and v (as on a staggered C grid)."""
+    u, v = ds.u.values.copy(), ds.v.values.copy()
+    u[..., :3, :2] = np.nan
+    v[..., :2, :4] = np.nan
+    u[..., -3:, -1:] = np.nan
+    return ds.assign(u=(ds.u.dims, u, ds.u.attrs), v=(ds.v.dims, v, ds.v.attrs))
+
+
+@pytest.mark.parametrize("shape", [(8, 8), (6, 9)])
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_xr_rot90_keeps_each_components_mask(cf_dataset, shape, k):
+    ds = _distinct_masks(cf_dataset(nt=2, ny=shape[0], nx=shape[1]))
+    nu, nv = int(ds.u.isnull().sum()), int(ds.v.isnull().sum())
+    assert nu != nv
+    r = ds.equi.transform("rot90", k=k)
+    # a quarter turn maps u to ±v (odd k) or -u (even k): the count of land cells moves with it
+    assert (int(r.u.isnull().sum()), int(r.v.isnull().sum())) == ((nv, nu) if k % 2 else (nu, nv))
+    back = r.equi.transform("rot90", k=4 - k)
+    for n in ("u", "v"):  # every valid cell restored, no land cell gained
+        np.testing.assert_array_equal(back[n].values, ds[n].values)
+
+
+def test_xr_mirror_and_pointwise_actions_keep_each_components_mask(cf_dataset):
+    ds = _distinct_masks(cf_dataset(nt=2, ny=6, nx=8))
+    for kind, params in [("mirror", {}), ("um", {"c": (0.5, -0.2)}), ("mag", {"lam": 2.0})]:
+        r = ds.equi.transform(kind, **params)
+        for n in ("u", "v"):
+            assert int(r[n].isnull().sum()) == int(ds[n].isnull().sum()), (kind, n)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping, NamedTuple, Sequence
@@ -260,14 +261,25 @@ def _is_lat(coord) -> bool:
     return coord.attrs.get("standard_name") == "latitude" or units in _LAT_UNITS
 
 
-def _units_mapping(units) -> dict:
-    """``units=`` as a dict; a clear error for a bare string (a common slip)."""
+def _units_mapping(units, ds: xr.Dataset | None = None) -> dict:
+    """``units=`` as a dict; a clear error for a bare string (a common slip) and, with ``ds``,
+    for keys that are neither variables nor dimensions of ``ds`` (nor ``"u"`` / ``"v"``): a
+    misspelt key would otherwise be ignored silently."""
     if units is None:
         return {}
     if not isinstance(units, Mapping):
         raise ParameterError(f"units must be a mapping {{variable or dimension: units}}, got "
                              f"{units!r}.", fix="pass e.g. units={'u': 'cm/s', 'v': 'cm/s', "
                                                 "'x': 'km'}")
+    if ds is not None:
+        known = set(map(str, ds.variables)) | set(map(str, ds.dims)) | {"u", "v"}
+        unknown = sorted(str(k) for k in units if str(k) not in known)
+        if unknown:
+            raise ParameterError(
+                f"units= names {unknown}, neither variables nor dimensions of the data.",
+                fix=f"key units= by the data's names: variables {sorted(map(str, ds.data_vars))}"
+                    f", dimensions {sorted(map(str, ds.dims))} (or 'u' / 'v' for the velocity "
+                    "components)")
     return dict(units)
 
 
@@ -373,6 +385,11 @@ def find_axes(obj: xr.Dataset | xr.DataArray, x: str | None = None, y: str | Non
 # ---------------------------------------------------------------------------------------------
 
 
+#: examples of units named in the fixes of :func:`parse_units`, by the kind of quantity
+_UNITS_EXAMPLES = {"velocity": "'m s-1'", "length": "'m' or 'km'",
+                   "time": "'s' or 'hours since 2000-01-01'", "": "'K', 'm' or '1'"}
+
+
 def parse_units(units: str | None, name: str, kind: str | None = None):
     """Parse a CF units string with cf-xarray's registry and check its dimensionality.
 
@@ -401,9 +418,10 @@ def parse_units(units: str | None, name: str, kind: str | None = None):
     'meter / second'
     """
     ureg = registry()
+    example = _UNITS_EXAMPLES.get(kind or "", _UNITS_EXAMPLES[""])
     if units is None or (isinstance(units, str) and units.strip() == "" and kind is not None):
         raise UnitsError(f"{name!r} has no units attribute.",
-                         fix=f"set ds[{name!r}].attrs['units'] (e.g. 'm s-1'), or pass "
+                         fix=f"set ds[{name!r}].attrs['units'] (e.g. {example}), or pass "
                              f"units={{{name!r}: '...'}}")
     try:
         unit = ureg.Unit(str(units)) if not isinstance(units, ureg.Unit) else units
@@ -412,7 +430,7 @@ def parse_units(units: str | None, name: str, kind: str | None = None):
             unit = ureg.Quantity(1, str(units)).units
         except Exception as err:
             raise UnitsError(f"units {units!r} of {name!r} cannot be parsed ({err}).",
-                             fix=f"use a CF/udunits string such as 'm s-1', or pass "
+                             fix=f"use a CF/udunits string such as {example}, or pass "
                                  f"units={{{name!r}: '...'}}") from None
     want = {"velocity": "[length] / [time]", "length": "[length]", "time": "[time]"}.get(kind or "")
     if want:
@@ -608,6 +626,51 @@ def grid_spacing(obj: xr.Dataset | xr.DataArray, x: str | None = None, y: str | 
                     nx=int(obj.sizes[ax.x]), ny=int(obj.sizes[ax.y]), nt=nt, dx_per_y=dx_per_y)
 
 
+#: a cell aspect ratio dx/dy further than this from 1 makes a 90-degree turn of the index grid
+#: a rotation plus a stretch (1 %: the error of rot90 on such a grid is of that order or more)
+ANISOTROPY_TOL = 0.01
+
+
+def warn_rotation_on_anisotropic_grid(grid: GridInfo, symmetries, what: str = "forecast") -> bool:
+    """Warn when a model built to be exact under 90-degree rotations meets a grid on which a
+    90-degree turn of the index grid is not a physical rotation (cells not square: lat/lon grids
+    away from the equator, projected grids with dx != dy). Returns whether it warned.
+
+    The warning gives the measured geometry (the cell aspect ratio ``dx / dy``: an index-grid
+    rotation stretches the field by it) and the fix. On the GlobCurrent Agulhas grid (aspect
+    0.82 at its centre, 35 S) the index-grid rotation of the real currents differs from the
+    physical one by 1.02 relative (``xequi.ocean.latlon_rotation_error``, docs/ocean.md).
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> ds = xr.Dataset({n: (("y", "x"), np.zeros((4, 4)), {"units": "m s-1"}) for n in "uv"},
+    ...                 coords={"x": ("x", np.arange(4) * 2.0, {"units": "km"}),
+    ...                         "y": ("y", np.arange(4) * 1.0, {"units": "km"})})
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as w:
+    ...     warnings.simplefilter("always")
+    ...     warn_rotation_on_anisotropic_grid(grid_spacing(ds), ["rot90"])
+    True
+    >>> "dx/dy = 2" in str(w[0].message)
+    True
+    """
+    if "rot90" not in set(symmetries or ()) or abs(grid.anisotropy - 1.0) <= ANISOTROPY_TOL:
+        return False
+    where = (f"a lat/lon grid centred at {grid.central_lat:.3g} deg" if grid.is_latlon
+             else "this grid")
+    warnings.warn(
+        f"a model exact under 90-degree rotations of the index grid is used to {what} on {where}, "
+        f"whose cells are not square (dx/dy = {grid.anisotropy:.3g}): there a 90-degree turn of the "
+        f"index grid is a rotation plus a stretch by {1 / grid.anisotropy:.3g}, not a physical "
+        "rotation, so the model's rotation symmetry is not the flow's (on the GlobCurrent Agulhas "
+        "grid, dx/dy 0.82, the two differ by 1.02 relative: xequi.ocean.latlon_rotation_error "
+        "measures it on your data). Fix: regrid onto a local metric grid with square cells "
+        "(dx == dy) first, or use a model without rotation symmetry (e.g. 'resnet', or "
+        "'relaxed-rot-resnet').", UserWarning, stacklevel=3)
+    return True
+
+
 def check_grid(obj: xr.Dataset | xr.DataArray, min_time: int | None = None,
                min_size: tuple[int, int] | None = None, **kwargs) -> GridInfo:
     """:func:`grid_spacing` plus size checks: enough time steps and grid points.
@@ -800,6 +863,9 @@ class ModelFrame:
     dim_order: dict
     added_time: bool = False
     n_velocity: int = 2
+    #: ``(channel, y, x)`` in the model frame: True where that channel was missing at every time
+    #: (each variable's own land: u and v masks differ on staggered grids); None: use ``mask``
+    channel_land: np.ndarray | None = None
 
 
 def _convert(da: xr.DataArray, src, dst) -> xr.DataArray:
@@ -880,7 +946,7 @@ def to_model_frame(ds: xr.Dataset, u: str | None = None, v: str | None = None,
     if fill not in ("error", "zero"):
         raise ParameterError(f"fill must be 'error' or 'zero', got {fill!r}.",
                              fix="pass fill='zero' to treat NaN (land) as zero velocity")
-    units = _units_mapping(units)
+    units = _units_mapping(units, ds)
     scalars = [scalars] if isinstance(scalars, str) else list(scalars)
     un, vn = _frame_velocity(ds, u, v, scalars, target_units, velocity)
     _check_scalars(ds, scalars, un, vn)
@@ -908,7 +974,9 @@ def to_model_frame(ds: xr.Dataset, u: str | None = None, v: str | None = None,
                       dataset_attrs=copy.deepcopy(dict(ds.attrs)), flip_y=way.flip_y,
                       flip_x=way.flip_x, coords=keep_coords.copy(deep=True),
                       dim_order={n: tuple(map(str, ds[n].dims)) for n in names},
-                      added_time=stack.added_time, n_velocity=2 if velocity else 0)
+                      added_time=stack.added_time, n_velocity=2 if velocity else 0,
+                      channel_land=bad.all(axis=tuple(range(bad.ndim - 4)) + (bad.ndim - 4,))
+                      if bad.any() else None)
 
 
 def _frame_velocity(ds, u, v, scalars, target_units, velocity) -> tuple:
@@ -1110,7 +1178,8 @@ def from_model_frame(array, frame: ModelFrame, dims: Sequence[str] | None = None
     lead = _restore_time_dim(lead._replace(values=orient(lead.values, frame.flip_y, frame.flip_x)),
                              frame)
     land = _static_land(frame) if restore_mask else None
-    out = {n: _restore_variable(lead.values[..., i, :, :], n, frame, lead.dims, land, units)
+    out = {n: _restore_variable(lead.values[..., i, :, :], n, frame, lead.dims,
+                                None if land is None else land[i], units)
            for i, n in enumerate(frame.names[:C])}
     ds = xr.Dataset(out)
     coords = dict(lead.coords)
@@ -1206,12 +1275,15 @@ def _restore_time_dim(lead: _Leading, frame: ModelFrame) -> _Leading:
 
 
 def _static_land(frame: ModelFrame) -> np.ndarray | None:
-    """``(y, x)`` in the data's orientation: True where the input was missing at every time
-    (None when nothing was missing)."""
+    """``(channel, y, x)`` in the data's orientation: True where that channel's input was
+    missing at every time, each variable with its own mask (None when nothing was missing)."""
     if not bool(frame.mask.any()):
         return None
+    if frame.channel_land is not None:
+        return orient(frame.channel_land, frame.flip_y, frame.flip_x)
     m = frame.mask.values.all(axis=tuple(range(frame.mask.ndim - 2)))
-    return orient(m, frame.flip_y, frame.flip_x)
+    return np.broadcast_to(orient(m, frame.flip_y, frame.flip_x),
+                           (len(frame.names),) + m.shape)
 
 
 def _restore_variable(vals: np.ndarray, n: str, frame: ModelFrame, lead_dims, land,

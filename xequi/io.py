@@ -186,3 +186,35 @@ def write_dataset(ds: xr.Dataset, path: str | os.PathLike, *, overwrite: bool = 
         else:
             ds.drop_encoding().to_netcdf(tmp)
     return target
+
+
+#: Seconds between two redraws of a progress bar on a stream that is not a terminal (a log file).
+LOG_REDRAW_SECONDS = 60.0
+
+
+def progress_options(enabled: bool, file=None) -> dict:
+    """tqdm keyword arguments of xequi's progress bars (forecast, fit, the simulators, the demo).
+
+    Off when not ``enabled``; on a terminal (or a notebook widget) the usual redraws; on a stream
+    that is not a terminal (``make demo > log 2>&1``, a batch job's log) the bar is drawn when it
+    starts and ends and redrawn at most every :data:`LOG_REDRAW_SECONDS`, instead of ten times a
+    second (hundreds of kB of carriage-return redraws in a log).
+
+    >>> import io
+    >>> progress_options(False)
+    {'disable': True}
+    >>> progress_options(True, file=io.StringIO())
+    {'disable': False, 'mininterval': 60.0}
+    """
+    import sys
+
+    if not enabled:
+        return {"disable": True}
+    from tqdm.auto import tqdm
+
+    stream = sys.stderr if file is None else file
+    isatty = getattr(stream, "isatty", None)
+    widget = any(c.__module__.startswith("tqdm.notebook") for c in tqdm.__mro__)
+    if widget or (callable(isatty) and isatty()):
+        return {"disable": False}
+    return {"disable": False, "mininterval": LOG_REDRAW_SECONDS}

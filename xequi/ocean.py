@@ -54,9 +54,11 @@ from xequi.fields import (
     find_velocity,
     parse_units,
 )
+from xequi.geostrophy import geostrophic_velocity  # noqa: F401
 
 __all__ = [
     "open_dataset",
+    "geostrophic_velocity",
     "globcurrent_dir",
     "latlon_rotation_error",
     "DataFilesNotFoundError",
@@ -302,6 +304,7 @@ def open_dataset(paths, *, units: str | Mapping[str, str] | None = None,
     except VariableNotFoundError:
         un = vn = None
     vel = [n for n in (un, vn) if n is not None]
+    ds = _decode_time_variables(ds, vel, units, history)
     ds = _label_units(ds, units, un, vn, history)
     report: dict[str, str] = {}
     land = None
@@ -481,10 +484,49 @@ def _label_units(ds: xr.Dataset, word, un, vn, history: _History) -> xr.Dataset:
     return ds
 
 
+def _decode_time_variables(ds: xr.Dataset, vel, word, history: _History) -> xr.Dataset:
+    """Data variables with CF time units (``forecast_reference_time``: ``"days since ..."``),
+    decoded by xarray to datetime64 as the time coordinate is; one that cannot be decoded is
+    left as it is (the forecast reads only the velocity and the fields it is given)."""
+    named = set(word) if isinstance(word, Mapping) else set()
+    for name in list(ds.data_vars):
+        found, _ = _unit_from_attrs(ds[name].variable)
+        if name in vel or name in named or not isinstance(found, str) or \
+                " since " not in f" {found} ":
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                dec = xr.decode_cf(ds[[name]].reset_coords(drop=True), mask_and_scale=False,
+                                   decode_coords=False, concat_characters=False)[name]
+        except Exception:  # noqa: BLE001 - metadata the forecast does not need: keep it
+            history.note(f"{name!r} units {found!r} are time units xarray cannot decode; "
+                         "left as they are")
+            continue
+        if np.issubdtype(dec.dtype, np.datetime64) or dec.dtype == object:
+            ds = ds.assign({name: dec})
+            history.note(f"{name!r} decoded as times from its units {found!r}")
+    return ds
+
+
 def _variable_units(da: xr.DataArray, name: str, given, is_vel: bool,
                     history: _History) -> str | None:
-    """The units one variable ends up with (checked), each choice recorded in ``history``."""
+    """The units one variable ends up with (checked), each choice recorded in ``history``.
+
+    Units of a variable that is neither a velocity component nor named by the caller are only
+    read, never a reason to stop: one pint cannot parse is left as it is (noted in ``history``);
+    :func:`xequi.forecast.forecast` checks the units of the fields it is given.
+    """
     found, attr = _unit_from_attrs(da.variable)
+    if given is None and not is_vel and np.issubdtype(da.dtype, np.datetime64):
+        return None  # decoded times: their CF units live in the encoding
+    if found is not None and given is None and not is_vel:
+        try:
+            parse_units(found, name)
+        except UnitsError:
+            history.note(f"{da.name!r} units {found!r} are not pint units; left as they are "
+                         "(not a velocity component)")
+            return found
     if given is not None:
         parse_units(given, name, "velocity" if is_vel else None)
         if found is not None and found != given:

@@ -73,7 +73,7 @@ from xequi.errors import (
     ModelError,
     ParameterError,
 )
-from xequi.io import atomic_path
+from xequi.io import atomic_path, progress_options
 from xequi.models.card import ModelCard, quantity_to_str
 from xequi.models.normalized import NormalizedModel, compute_normalization
 from xequi.models.normalized import resolve_device as _device
@@ -215,6 +215,7 @@ def _frame_meta(mf) -> dict:
         "channels": [{"name": n, "standard_name": mf.attrs.get(n, {}).get("standard_name"),
                       "units": mf.units_model.get(n)} for n in mf.names],
         "grid": {"dx": mf.grid.dx, "dy": mf.grid.dy, "dt": mf.grid.dt},
+        "grid_info": mf.grid,
         "n_velocity": mf.n_velocity,
         "description": attrs.get("title") or attrs.get("source") or attrs.get("description"),
     }
@@ -845,7 +846,7 @@ def _train_epoch(run: _Run, data: _Data, s: FitSettings, steps: int) -> float:
     run.net.train()
     total, count = 0.0, 0
     for xb, yb in tqdm(data.train_loader, desc=f"epoch {run.epoch}", leave=False,
-                       disable=not s.progress, unit="batch", dynamic_ncols=True):
+                       unit="batch", dynamic_ncols=True, **progress_options(s.progress)):
         xb, yb = xb.to(s.device), yb.to(s.device)
         run.optimizer.zero_grad(set_to_none=True)
         loss = _batch_loss(run.net, data, s, xb, yb, steps)
@@ -960,7 +961,7 @@ def _epoch_loop(run: _Run, data: _Data, s: FitSettings, name: str) -> None:
     """Train until ``epochs``, ``max_time``, early stopping, the divergence guard's last
     restore, or an exception (the state is saved each epoch)."""
     bar = tqdm(total=s.epochs, initial=run.epoch, desc=f"fit {name}", unit="epoch",
-               disable=not s.progress, dynamic_ncols=True)
+               dynamic_ncols=True, **progress_options(s.progress))
     run.clock = BUDGET_CLOCKS[s.budget_clock]
     run.started = run.clock()
     if not run.done:
@@ -1262,6 +1263,8 @@ def fit(model_or_name, data, *, t_in: int | None = None, size: str = "small",
                                           model_kwargs, settings.seed,
                                           n_velocity=meta["n_velocity"])
         symmetries = tuple(getattr(net, "symmetries", ()) or ())
+        if meta.get("grid_info") is not None:
+            fields.warn_rotation_on_anisotropic_grid(meta["grid_info"], symmetries, "train")
         prepared = _prepare_data(frame, meta["n_velocity"], symmetries, t_net, settings)
         hyper = settings.hyperparameters(t_net, prepared.window, prepared.val_steps)
         run = _start_run(net, prepared, settings, hyper, checkpoint_dir)

@@ -232,7 +232,9 @@ def _progress(total: float, enabled: bool, desc: str):
         return None
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit="day", leave=False,
+    from xequi.io import progress_options
+
+    return tqdm(total=total, desc=desc, unit="day", leave=False, **progress_options(True),
                 bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} days [{elapsed}<{remaining}]")
 
 

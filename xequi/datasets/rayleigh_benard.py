@@ -409,7 +409,9 @@ def _progress(total: float, enabled: bool, desc: str):
         return None
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit="t.u.", leave=False,
+    from xequi.io import progress_options
+
+    return tqdm(total=total, desc=desc, unit="t.u.", leave=False, **progress_options(True),
                 bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} [{elapsed}<{remaining}]")
 
 

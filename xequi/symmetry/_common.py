@@ -53,16 +53,32 @@ def _check_vector(x, vector) -> tuple[int, int] | None:
 
 
 def _rotate_vectors(x, vector, cos: float, sin: float):
-    """Return a copy of ``x`` with the (u, v) channels rotated by the angle (cos, sin)."""
+    """Return a copy of ``x`` with the (u, v) channels rotated by the angle (cos, sin).
+
+    A term whose coefficient is exactly zero (quarter turns) is left out rather than multiplied
+    by 0, so each component keeps its own NaN mask (land of staggered grids: u and v masks
+    differ) instead of taking the union of both (``NaN * 0`` is NaN).
+    """
     if vector is None:
         return x
     iu, iv = vector
     u = x[..., iu, :, :]
     v = x[..., iv, :, :]
     out = x.clone()
-    out[..., iu, :, :] = u * cos - v * sin
-    out[..., iv, :, :] = u * sin + v * cos
+    out[..., iu, :, :] = _combine(u, cos, v, -sin)
+    out[..., iv, :, :] = _combine(u, sin, v, cos)
     return out
+
+
+def _combine(a, ca, b, cb):
+    """``a * ca + b * cb``, a term with an exactly zero (number) coefficient left out."""
+    a_zero = isinstance(ca, (int, float)) and ca == 0
+    b_zero = isinstance(cb, (int, float)) and cb == 0
+    if a_zero and not b_zero:  # + 0.0: no negative zeros (-0.0 + 0.0 == +0.0; NaN stays NaN)
+        return b * cb + 0.0
+    if b_zero and not a_zero:
+        return a * ca + 0.0
+    return a * ca + b * cb
 
 
 def _leading(param, x, name: str):

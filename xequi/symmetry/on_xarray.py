@@ -139,6 +139,12 @@ def transform(obj, kind: str, u: str | None = None, v: str | None = None, **para
     Every result carries ``attrs["xequi_transform"]``: a JSON list of ``{"kind": ..., params}``,
     appended on composition. Units and other attrs are kept. The input is never modified.
 
+    NaN (land) masks: the exact actions (``rot90``, ``mirror``, ``uniform_motion``,
+    ``magnitude``, ``translate``) move each variable's own mask, so u and v with different masks
+    (staggered model output) keep them: after a quarter turn u carries v's rotated mask and v
+    u's, and turning back restores every valid cell. ``rotate`` by other angles mixes u and v
+    at every point, so there a cell is valid only where both were.
+
     Parameters
     ----------
     obj : xarray.Dataset or xarray.DataArray
