@@ -164,7 +164,7 @@ def test_no_function_body_over_80_lines():
 LAYERS = (
     ("foundation", ("xequi.errors", "xequi._version", "xequi.units", "xequi.routing", "xequi.io")),
     ("data", ("xequi.fields", "xequi.windows", "xequi.ocean", "xequi.geostrophy",
-              "xequi.datasets", "xequi.catalog")),
+              "xequi.regrid", "xequi.datasets", "xequi.catalog")),
     ("symmetry", ("xequi.symmetry",)),
     ("models", ("xequi.models",)),
     ("checkpoint", ("xequi.checkpoint",)),
