@@ -502,10 +502,17 @@ def test_own_network_with_a_card_and_as_forecast_model(cf_dataset):
         as_forecast_model(Persist(), dx="10 km")
 
 
-def test_extra_dimensions_are_refused_with_a_fix(cf_dataset, resnet):
-    ds = cf_dataset(nt=3, ny=16, nx=16).expand_dims(depth=[0.0, 5.0])
-    with pytest.raises(ParameterError, match=r"ds.isel\(depth=0\)"):
-        forecast(ds, resnet, steps=1, window=16, progress=False)
+def test_extra_dimensions_are_forecast_level_by_level(cf_dataset, resnet):
+    """Issue 16: extra dimensions (depth levels, ensemble members) used to be refused; each
+    entry is now forecast and the results stacked along the dimension, in order, with its
+    coordinate, lazily too."""
+    ds = cf_dataset(nt=3, ny=16, nx=16).expand_dims(depth=[0.0, 5.0]).transpose("time", "depth", ...)
+    fc = forecast(ds, resnet, steps=1, window=16, progress=False)
+    assert fc.u.dims[0] == "depth" and fc.depth.values.tolist() == [0.0, 5.0]
+    one = forecast(ds.isel(depth=1), resnet, steps=1, window=16, progress=False)
+    np.testing.assert_array_equal(fc.u.isel(depth=1).values, one.u.values)
+    lazy = forecast(ds.chunk({"time": 1}), resnet, steps=1, window=16, progress=False)
+    np.testing.assert_allclose(lazy.u.values, fc.u.values, rtol=1e-6, atol=1e-7)
 
 
 def test_latlon_descending_grid_round_trips_orientation(cf_dataset):
@@ -764,7 +771,8 @@ def test_progress_bar_is_not_redrawn_into_a_log(cf_dataset, capfd, monkeypatch):
 def test_fit_on_a_single_depth_level_then_forecast_it(cf_dataset):
     """Issue 16.3: fit took data with a size-1 depth dimension (extra dims are samples there)
     but forecast then refused it; a size-1 extra dimension is now squeezed, its value kept as a
-    scalar coordinate and named in the attrs. Longer extra dimensions are still refused."""
+    scalar coordinate and named in the attrs. A longer extra dimension is forecast level by
+    level and stacked along it."""
     from xequi.train import fit
 
     ds = cf_dataset(nt=8, ny=16, nx=16).expand_dims(depth=[5.0])
@@ -778,9 +786,19 @@ def test_fit_on_a_single_depth_level_then_forecast_it(cf_dataset):
     assert fc.attrs["forecast_squeezed_dims"] == "depth"
     same = forecast(ds.isel(depth=0), model, steps=2, progress=False)
     np.testing.assert_array_equal(fc.u.values, same.u.values)
-    with pytest.raises(ParameterError, match=r"xr.concat"):
-        forecast(ds.isel(depth=[0, 0]).assign_coords(depth=[5.0, 10.0]), model, steps=1,
-                 progress=False)
+    # a longer extra dimension: one forecast per level, stacked along it (issue 16)
+    two = ds.isel(depth=[0, 0]).assign_coords(depth=[5.0, 10.0])
+    two["u"] = two.u + xr.DataArray([0.0, 0.5], dims="depth", coords={"depth": two.depth})
+    both = forecast(two, model, steps=2, progress=False)
+    assert both.u.dims[0] == "depth" and both.depth.values.tolist() == [5.0, 10.0]
+    assert both.attrs["forecast_looped_dims"] == "depth"
+    for i in range(2):
+        np.testing.assert_array_equal(
+            both.u.isel(depth=i).values,
+            forecast(two.isel(depth=i), model, steps=2, progress=False).u.values)
+    assert not np.array_equal(both.u.isel(depth=0).values, both.u.isel(depth=1).values)
+    with pytest.raises(ParameterError, match="resume"):
+        forecast(two, model, steps=1, progress=False, resume=True, out="x.zarr")
 
 
 def test_units_of_a_variable_the_model_does_not_read_are_accepted(cf_dataset, resnet):

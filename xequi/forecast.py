@@ -939,6 +939,20 @@ def _match_variables(ds, info: dict, u, v, scalars, units) -> tuple[tuple, dict,
     return names, target, un, vn
 
 
+def _longer_extra_dim(ds, model, u, v, scalars, units) -> str | None:
+    """The first dimension of the forecast variables besides time, y and x with more than one
+    entry (depth levels, ensemble members): :func:`forecast` runs once per entry and stacks the
+    results along it. None when there is none."""
+    info = model_info(resolve_model(model, device="cpu"))
+    names = _match_variables(ds, info, u, v, scalars, units)[0]
+    ax = find_axes(ds[list(names)])
+    for n in names:
+        for d in ds[n].dims:
+            if d not in (ax.x, ax.y, ax.t) and ds.sizes[d] > 1:
+                return str(d)
+    return None
+
+
 def _squeeze_size1(ds, names) -> tuple[xr.Dataset, tuple]:
     """``ds`` without the size-1 dimensions of ``names`` besides time, y and x (one depth level
     or ensemble member, as :func:`xequi.train.fit` takes it: extra dims are samples there); the
@@ -1359,6 +1373,24 @@ def forecast(ds, model, steps: int = 10, init_time=None, *, u: str | None = None
                                    window=window, overlap=overlap, periodic=periodic, out=out,
                                    overwrite=overwrite, grid_rtol=grid_rtol, resume=resume)
     _check_forecast_args(ds, steps, batch_size, fill, units, grid_rtol, resume, out, overwrite)
+    extra = _longer_extra_dim(ds, model, u, v, scalars, units)
+    if extra is not None:  # depth levels, ensemble members: one forecast each, then stacked
+        if resume:
+            raise ParameterError(f"resume=True forecasts one store per call; the data have an "
+                                 f"extra dimension {extra!r} of {ds.sizes[extra]}.",
+                                 fix=f"loop over {extra!r} with one out= store each, or drop "
+                                     "resume")
+        kw = dict(u=u, v=v, scalars=scalars, units=units, fill=fill, batch_size=batch_size,
+                  device=device, progress=progress, window=window, overlap=overlap,
+                  periodic=periodic, grid_rtol=grid_rtol)
+        result = xr.concat([forecast(ds.isel({extra: i}), model, steps, init_time, **kw)
+                            for i in range(ds.sizes[extra])], dim=extra, combine_attrs="override")
+        if extra in ds.coords:  # the levels' own labels and attributes
+            result = result.drop_vars(extra, errors="ignore").assign_coords({extra: ds[extra]})
+        result.attrs["forecast_looped_dims"] = extra
+        if out is not None:
+            write_dataset(result, out, overwrite=overwrite)
+        return result
     plan = _plan_forecast(ds, model, int(steps), init_time, u=u, v=v, scalars=scalars,
                           units=units, fill=fill, batch_size=batch_size, device=device,
                           progress=progress, window=window, overlap=overlap, periodic=periodic,
