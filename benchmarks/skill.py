@@ -572,7 +572,10 @@ def write_page(a, results, infos, meta):
          "times; effective resolution (`effective_resolution`, factor 2) and band spectrum "
          "error (`band_spectrum_error`, resolved band)",
          f"- skipped: {'; '.join(meta['skipped']) if meta['skipped'] else 'none'}",
-         f"- runtime of this invocation {meta['runtime_min']:.1f} min\n"]
+         f"- runtime of this invocation {meta['runtime_min']:.1f} min"
+         + (" (--report: the jobs ran in earlier invocations with the same settings, one "
+            "process per dataset side by side on the same machine; their training CPU seconds "
+            "are the budget, their wall seconds are in the tables)" if a.report else "") + "\n"]
     for name, res in by_ds.items():
         L.extend(dataset_section(name, infos[name], res, infos[name]["steps"]))
         if not a.no_figures:
