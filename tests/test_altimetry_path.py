@@ -72,6 +72,12 @@ def test_altimetry_file_to_forecast_and_back(tmp_path):
     assert np.isfinite(back.u.values[:, ~user_land]).mean() > 0.9
     sk = skill(fc, metric, reference="persistence", variables=["velocity"], n_boot=50)
     assert np.isfinite(sk.skill.values).all()
+    # the same in one call: forecast(..., regrid=True) regrids, forecasts, and comes back
+    once = vel.equi.forecast(model, steps=3, init_time=inits, fill="zero", progress=False,
+                             regrid=True)
+    by_hand = from_metric_grid(fc, vel)
+    np.testing.assert_allclose(once.u.values, by_hand.u.values, rtol=1e-6, atol=1e-7)
+    assert once.u.dims[-2:] == ("latitude", "longitude") and "forecast_regridded" in once.attrs
     err = metric.equi.equivariance_error(model, "rot90", init_time=inits[:1], k=1,
                                          forecast_kwargs={"fill": "zero"})
     assert float(err.max()) < 1e-5

@@ -939,6 +939,27 @@ def _match_variables(ds, info: dict, u, v, scalars, units) -> tuple[tuple, dict,
     return names, target, un, vn
 
 
+def _forecast_regridded(ds, model, steps, init_time, out, overwrite, resume, kw) -> xr.Dataset:
+    """``forecast(..., regrid=True)``: on the square metric grid, back on the data's grid."""
+    from xequi.regrid import from_metric_grid, to_metric_grid
+
+    if resume:
+        raise ParameterError("regrid=True forecasts in memory; resume=True writes a store init "
+                             "time by init time.",
+                             fix="drop resume, or regrid yourself (xequi.regrid.to_metric_grid) "
+                                 "and forecast the metric grid with resume=True")
+    metric = to_metric_grid(ds, u=kw["u"], v=kw["v"])
+    fc = forecast(metric, model, steps, init_time, **kw)
+    fc.attrs.update({k: v for k, v in metric.attrs.items()
+                     if k.startswith("xequi_regrid") or k == "crs_wkt"})
+    result = from_metric_grid(fc, ds)
+    result.attrs["forecast_regridded"] = ("forecast on a square-celled metric grid "
+                                          "(xequi.regrid.to_metric_grid), returned on the data's grid")
+    if out is not None:
+        write_dataset(result, out, overwrite=overwrite)
+    return result
+
+
 def _longer_extra_dim(ds, model, u, v, scalars, units) -> str | None:
     """The first dimension of the forecast variables besides time, y and x with more than one
     entry (depth levels, ensemble members): :func:`forecast` runs once per entry and stacks the
@@ -1250,7 +1271,8 @@ def forecast(ds, model, steps: int = 10, init_time=None, *, u: str | None = None
              units: Mapping[str, str] | None = None, fill: str = "error",
              batch_size: int | None = None, device="auto", progress: bool = True, window=None,
              overlap=None, periodic=None, out=None, overwrite: bool = False,
-             grid_rtol: float = GRID_RTOL, resume: bool = False) -> xr.Dataset:
+             grid_rtol: float = GRID_RTOL, resume: bool = False,
+             regrid: bool = False) -> xr.Dataset:
     """Forecast ``steps`` frames ahead from each init time with a model, on any domain size.
 
     The rollout is autoregressive on the whole domain: each step windows the current state (the
@@ -1317,6 +1339,14 @@ def forecast(ds, model, steps: int = 10, init_time=None, *, u: str | None = None
         complete init time and gives the same numbers as an uninterrupted run; a partial store
         of a different run (other data, model or arguments) is refused. The result is then
         read back lazily from ``out``.
+    regrid : bool, default False
+        Forecast on a local square-celled metric grid and return the result on the data's own
+        grid: :func:`xequi.regrid.to_metric_grid` (lat/lon or curvilinear data, velocities
+        turned to the projection's axes), the forecast there, then
+        :func:`xequi.regrid.from_metric_grid` (back onto the data's grid, east/north, its land
+        mask). For rotation models on lat/lon or curvilinear grids, where a 90-degree turn of
+        the index grid is not a physical rotation; the model must know the metric grid's
+        spacing (train it there). Not with ``resume``.
 
     Returns
     -------
@@ -1373,6 +1403,12 @@ def forecast(ds, model, steps: int = 10, init_time=None, *, u: str | None = None
                                    window=window, overlap=overlap, periodic=periodic, out=out,
                                    overwrite=overwrite, grid_rtol=grid_rtol, resume=resume)
     _check_forecast_args(ds, steps, batch_size, fill, units, grid_rtol, resume, out, overwrite)
+    if regrid:
+        return _forecast_regridded(ds, model, steps, init_time, out, overwrite, resume,
+                                   dict(u=u, v=v, scalars=scalars, units=units, fill=fill,
+                                        batch_size=batch_size, device=device, progress=progress,
+                                        window=window, overlap=overlap, periodic=periodic,
+                                        grid_rtol=grid_rtol))
     extra = _longer_extra_dim(ds, model, u, v, scalars, units)
     if extra is not None:  # depth levels, ensemble members: one forecast each, then stacked
         if resume:
