@@ -121,7 +121,7 @@ def main(argv=None) -> int:
                                "scripts/ship_ocean_model.py"}
     metrics = {**(model.card.get("metrics") or {}), "test": test_section(best)}
     out = Path(a.out_dir) / f"{name}{checkpoint.SUFFIX}"
-    checkpoint.save_model(model, out, card={"name": name, "training": training, "metrics": metrics},
+    checkpoint.save_model(model, out, card={"training": training, "metrics": metrics},
                           overwrite=True)
     print(f"wrote {out}: {metrics['test']['verdict']}")
     return 0
