@@ -94,6 +94,22 @@ def make_cf_dataset(
     return xr.Dataset(data_vars, coords=coords, attrs={"title": "synthetic xequi test data"})
 
 
+def load_script(relpath: str, name: str | None = None):
+    """A script of the repository (``benchmarks/skill.py``, ``scripts/gen_cli_docs.py``, ...)
+    imported as a module, registered in ``sys.modules`` under ``name`` (default: the file's
+    stem) so that its dataclasses and pickles resolve."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / relpath
+    spec = importlib.util.spec_from_file_location(name or path.stem, path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def tiny_model(name: str = "resnet", t_in: int = 2, seed: int = 0, dx="10 km", dt="1 h",
                units: str = "m s-1", **kw):
     """An untrained small model of ``xequi.models.create`` with a minimal forecast card.

@@ -88,7 +88,11 @@ def test_train_forecast_evaluate_chain(tmp_path, capsys):
     tmodel = tmp_path / "t.xequi"
     assert main(["train", "--data", str(data), "--scalars", "temperature", "--no-velocity",
                  "--model", "rot-resnet", "--t-in", "2", "--epochs", "1", "--batch-size", "4",
-                 "--window", "16", "--device", "cpu", "--quiet", "--out", str(tmodel)]) == 0
+                 "--window", "16", "--device", "cpu", "--quiet", "--max-time", "600",
+                 "--budget-clock", "cpu", "--out", str(tmodel)]) == 0
+    from xequi.checkpoint import read_card
+
+    assert read_card(tmodel)["training"]["budget"]["clock"] == "cpu"
     tfc = tmp_path / "t.zarr"
     assert main(["forecast", "--data", str(data), "--model", str(tmodel), "--steps", "2",
                  "--quiet", "--out", str(tfc)]) == 0

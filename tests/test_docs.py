@@ -6,7 +6,6 @@ The notebooks themselves are executed by ``pytest --nbmake docs/notebooks`` (see
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -16,16 +15,15 @@ from pathlib import Path
 
 import pytest
 
+from conftest import load_script
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 NOTEBOOKS = sorted((DOCS / "notebooks").glob("*.ipynb"))
 
 
 def _load_gen_cli():
-    spec = importlib.util.spec_from_file_location("gen_cli_docs", ROOT / "scripts" / "gen_cli_docs.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("scripts/gen_cli_docs.py")
 
 
 def test_cli_page_in_sync_with_parser():

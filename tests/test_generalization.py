@@ -8,25 +8,17 @@ per-model result cache, and that the transformed test sets really are transforme
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import load_script
 
 
 @pytest.fixture(scope="module")
 def gen():
-    spec = importlib.util.spec_from_file_location("xequi_bench_generalization",
-                                                  ROOT / "benchmarks" / "generalization.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("benchmarks/generalization.py", "xequi_bench_generalization")
 
 
 @pytest.fixture(scope="module")

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import os
 import time
 from pathlib import Path
 
 import pytest
+
+from conftest import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,11 +26,7 @@ def _gc_dir() -> Path:
 
 @pytest.fixture(scope="module")
 def experiment():
-    spec = importlib.util.spec_from_file_location("ocean_experiment",
-                                                  ROOT / "scripts" / "ocean_experiment.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("scripts/ocean_experiment.py")
 
 
 @pytest.fixture(scope="module")

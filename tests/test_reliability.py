@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import ast
 import copy
-import importlib.util
 import json
 import os
 import re
@@ -45,7 +44,7 @@ from xequi.io import write_dataset
 from xequi.symmetry import transform
 from xequi.train import fit
 
-from conftest import make_cf_dataset, tiny_model
+from conftest import load_script, make_cf_dataset, tiny_model
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
@@ -53,10 +52,7 @@ torch.set_num_threads(1)
 
 
 def _load_script(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(f"scripts/{name}.py")
 
 
 def _tiny_model(seed=0, t_in=2):

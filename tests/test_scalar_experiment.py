@@ -1,17 +1,11 @@
 """Smoke test of scripts/scalar_experiment.py: tiny scalar-only models, 1 epoch."""
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import load_script
 
 
 def test_scalar_experiment_runs_and_writes_its_table(rbc_default, tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location("scalar_experiment",
-                                                  ROOT / "scripts" / "scalar_experiment.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script("scripts/scalar_experiment.py")
     assert mod.main(["--epochs", "1", "--widths", "2", "--train-frames", "60", "--steps", "3",
                      "--n-init", "2", "--results-dir", str(tmp_path)]) == 0
     text = (tmp_path / "scalar_temperature.md").read_text()

@@ -9,23 +9,16 @@ printed line when the GlobCurrent data are absent.
 from __future__ import annotations
 
 import csv
-import importlib.util
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import load_script
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("xequi_bench_skill", ROOT / "benchmarks" / "skill.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("benchmarks/skill.py", "xequi_bench_skill")
 
 
 @pytest.fixture(scope="module")

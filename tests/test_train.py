@@ -539,11 +539,12 @@ def test_cpu_budget_clock_does_not_count_time_spent_waiting(data):
         time.sleep(0.3)
 
     t0 = time.perf_counter()
-    _, cpu = fit("resnet", data, epochs=6, max_time=0.5, budget_clock="cpu", patience=None,
-                 callbacks=[nap], **TINY)
+    model, cpu = fit("resnet", data, epochs=6, max_time=0.5, budget_clock="cpu", patience=None,
+                     callbacks=[nap], **TINY)
     waited = time.perf_counter() - t0
     _, wall = fit("resnet", data, epochs=6, max_time=0.5, patience=None, callbacks=[nap], **TINY)
     assert len(cpu["epoch"]) > len(wall["epoch"]) and waited > 0.3 * len(cpu["epoch"])
+    assert model.card["training"]["budget"]["clock"] == "cpu"
     with pytest.raises(ParameterError, match="budget_clock"):
         fit("resnet", data, max_time=1.0, budget_clock="gpu", **TINY)
 

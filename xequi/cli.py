@@ -89,7 +89,7 @@ def _cmd_train(args) -> int:
                          schedule=args.schedule, warmup=args.warmup, optimizer=args.optimizer,
                          clip_grad=args.clip_grad, curriculum=args.curriculum, noise=args.noise,
                          pushforward=args.pushforward, val_steps=args.val_steps, guard=args.guard,
-                         max_time=args.max_time)
+                         max_time=args.max_time, budget_clock=args.budget_clock)
     path = save_model(model, args.out, overwrite=args.overwrite)
     best = history["best_val_loss"]
     print(f"wrote {path} (best epoch {history['best_epoch']}, validation rollout RMSE "
@@ -222,6 +222,10 @@ def _add_train_command(sub) -> None:
     tr.add_argument("--checkpoint-dir", dest="checkpoint_dir", help="resumable training state")
     tr.add_argument("--max-time", dest="max_time", type=float, default=None,
                     help="wall-clock budget in seconds (the schedule anneals over it)")
+    tr.add_argument("--budget-clock", dest="budget_clock", default="wall",
+                    choices=["wall", "cpu"],
+                    help="what --max-time counts: wall-clock seconds, or the CPU seconds of the "
+                         "process (equal compute on a shared machine)")
     tr.add_argument("--schedule", default="cosine", choices=["cosine", "exponential"],
                     help="warmup + cosine decay per iteration, or x0.95 per epoch (the paper's)")
     tr.add_argument("--warmup", type=float, default=0.05, help="warmup fraction of the budget")

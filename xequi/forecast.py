@@ -960,33 +960,32 @@ def _forecast_regridded(ds, model, steps, init_time, out, overwrite, resume, kw)
     return result
 
 
-def _longer_extra_dim(ds, model, u, v, scalars, units) -> str | None:
-    """The first dimension of the forecast variables besides time, y and x with more than one
-    entry (depth levels, ensemble members): :func:`forecast` runs once per entry and stacks the
-    results along it. None when there is none."""
-    info = model_info(resolve_model(model, device="cpu"))
-    names = _match_variables(ds, info, u, v, scalars, units)[0]
+def _extra_dims(ds, names) -> dict[str, int]:
+    """The dimensions of the variables ``names`` besides time, y and x (depth levels, ensemble
+    members), in order, with their sizes."""
     ax = find_axes(ds[list(names)])
-    for n in names:
-        for d in ds[n].dims:
-            if d not in (ax.x, ax.y, ax.t) and ds.sizes[d] > 1:
-                return str(d)
-    return None
+    return {str(d): int(ds.sizes[d]) for n in names for d in ds[n].dims
+            if d not in (ax.x, ax.y, ax.t)}
+
+
+def _longer_extra_dim(ds, net, u, v, scalars, units) -> str | None:
+    """The first extra dimension of the forecast variables with more than one entry:
+    :func:`forecast` runs once per entry and stacks the results along it. None when none."""
+    names = _match_variables(ds, model_info(net), u, v, scalars, units)[0]
+    return next((d for d, n in _extra_dims(ds, names).items() if n > 1), None)
 
 
 def _squeeze_size1(ds, names) -> tuple[xr.Dataset, tuple]:
-    """``ds`` without the size-1 dimensions of ``names`` besides time, y and x (one depth level
-    or ensemble member, as :func:`xequi.train.fit` takes it: extra dims are samples there); the
-    squeezed dims' coordinates stay as scalar coordinates. Longer extra dims are left for
-    :func:`_forecast_grid` to refuse."""
-    ax = find_axes(ds[list(names)])
-    size1 = tuple(dict.fromkeys(str(d) for n in names for d in ds[n].dims
-                                if d not in (ax.x, ax.y, ax.t) and ds.sizes[d] == 1))
+    """``ds`` without the size-1 extra dimensions of ``names`` (one depth level or ensemble
+    member, as :func:`xequi.train.fit` takes it: extra dims are samples there); the squeezed
+    dims' coordinates stay as scalar coordinates."""
+    size1 = tuple(d for d, n in _extra_dims(ds, names).items() if n == 1)
     return (ds.isel({d: 0 for d in size1}) if size1 else ds), size1
 
 
 def _forecast_grid(ds, names, units, info: dict) -> GridInfo:
-    """The data's grid, with a time axis of at least ``t_in`` steps and no extra dimensions."""
+    """The data's grid, with a time axis of at least ``t_in`` steps and no extra dimensions
+    (:func:`forecast` squeezes or loops over them before planning)."""
     dim_units = {k: val for k, val in (units or {}).items() if k in ds.dims}
     grid = check_grid(ds[list(names)], units=dim_units)
     ax, t_in = grid.axes, info["t_in"]
@@ -998,10 +997,9 @@ def _forecast_grid(ds, names, units, info: dict) -> GridInfo:
     if extra:
         raise ParameterError(f"the variables have extra dimensions {sorted(set(extra))} besides "
                              f"time, {ax.y!r} and {ax.x!r}.",
-                             fix=f"select one level, e.g. ds.isel({extra[0]}=0), and forecast "
-                                 "each separately (a size-1 dimension is squeezed by itself): "
-                                 f"xr.concat([forecast(ds.isel({extra[0]}=i), ...) for i in "
-                                 f"range(ds.sizes[{extra[0]!r}])], dim={extra[0]!r})")
+                             fix=f"plan through forecast(), which runs once per entry of "
+                                 f"{extra[0]!r} and stacks the results, or select one entry, "
+                                 f"e.g. ds.isel({extra[0]}=0)")
     if grid.nt < t_in:
         raise ModelError(f"the model {info['name']!r} needs t_in = {t_in} input frames but the "
                          f"data have {grid.nt} time step(s) along {ax.t!r}.",
@@ -1288,8 +1286,9 @@ def forecast(ds, model, steps: int = 10, init_time=None, *, u: str | None = None
         ``velocity=False``, e.g. by :func:`xequi.train.fit` on a DataArray) takes a Dataset of
         its scalar variables, or, for one channel, a DataArray of that field. Besides time, y
         and x, a dimension of size 1 (one depth level, one member) is squeezed: its value stays
-        a scalar coordinate and ``attrs["forecast_squeezed_dims"]`` names it; a longer one is
-        refused (forecast one level at a time).
+        a scalar coordinate and ``attrs["forecast_squeezed_dims"]`` names it; over a longer one
+        the forecast runs once per entry and the results are stacked along it with its
+        coordinate (``attrs["forecast_looped_dims"]``; not with ``resume``).
     model : str, path-like or torch.nn.Module
         A registered model name with shipped weights, a ``.xequi`` checkpoint, or a loaded model
         with a card (:func:`xequi.checkpoint.load_model`, :func:`xequi.train.fit`,
@@ -1403,6 +1402,7 @@ def forecast(ds, model, steps: int = 10, init_time=None, *, u: str | None = None
                                    window=window, overlap=overlap, periodic=periodic, out=out,
                                    overwrite=overwrite, grid_rtol=grid_rtol, resume=resume)
     _check_forecast_args(ds, steps, batch_size, fill, units, grid_rtol, resume, out, overwrite)
+    model = resolve_model(model, device="cpu")  # once: a name or path is loaded here only
     if regrid:
         return _forecast_regridded(ds, model, steps, init_time, out, overwrite, resume,
                                    dict(u=u, v=v, scalars=scalars, units=units, fill=fill,

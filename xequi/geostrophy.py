@@ -24,7 +24,7 @@ import numpy as np
 import xarray as xr
 
 from xequi.errors import GridError, ParameterError, UnitsError, VariableNotFoundError
-from xequi.fields import EARTH_RADIUS, check_real, find_axes, parse_units
+from xequi.fields import EARTH_RADIUS, _units_mapping, check_real, find_axes, parse_units
 from xequi.routing import PLACEHOLDER, as_dataset
 from xequi.units import registry
 
@@ -233,15 +233,6 @@ def _gravity(g) -> float:
         raise ParameterError(f"g must be a positive finite acceleration, got {g!r}.",
                              fix="pass e.g. g=9.80665 (m s-2)")
     return value
-
-
-def _units_mapping(units) -> dict:
-    if units is None:
-        return {}
-    if not isinstance(units, Mapping):
-        raise ParameterError(f"units must be a mapping {{variable or dimension: units}}, got "
-                             f"{units!r}.", fix="pass e.g. units={'adt': 'cm', 'x': 'km'}")
-    return dict(units)
 
 
 # ---------------------------------------------------------------------------------------------

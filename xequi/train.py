@@ -1043,6 +1043,7 @@ def _fit_card(model: NormalizedModel, frame: xr.DataArray, meta: dict, data: _Da
         "hyperparameters": hyper,
         "device": str(s.device),
         "budget": {"epochs_run": run.epoch, "seconds": round(run.seconds(), 2),
+                   "clock": s.budget_clock,
                    "device": str(s.device), "epochs": s.epochs, "max_time": s.max_time,
                    "stop_reason": history["stop_reason"]},
         "xequi_version": __version__,
